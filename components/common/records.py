@@ -1,0 +1,108 @@
+"""Record schemas and readers shared by the steps (see ARCHITECTURE.md, "Data contracts").
+
+Manifests are JSONL or Parquet tables, local or s3://. Image fields may be relative paths: they are
+resolved against the manifest's own folder, so a manifest and its images move together.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from components.common import storage
+
+CAPTION_REQUIRED = ("id", "image", "caption", "lang", "source")
+CAPTION_OPTIONAL = ("width", "height", "sha256", "sea_score")
+SFT_REQUIRED = ("id", "messages", "images")
+EVAL_CAPTION_REQUIRED = ("id", "image", "lang", "references")
+EVAL_MC_REQUIRED = ("id", "images", "question", "options", "answer", "lang", "task")
+EVAL_TEXT_REQUIRED = ("id", "prompt", "references", "lang", "task")
+
+
+def read_table(uri: str):
+    """A manifest as a pandas DataFrame (JSONL, JSON lines or Parquet, chosen by suffix)."""
+    import pandas as pd
+
+    data = storage.read_bytes(uri)
+    if str(uri).endswith(".parquet"):
+        return pd.read_parquet(io.BytesIO(data))
+    if str(uri).endswith((".jsonl", ".json")):
+        rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        return pd.DataFrame(rows)
+    raise ValueError(f"unknown manifest format for {uri}: expected .jsonl or .parquet")
+
+
+def read_jsonl(uri: str) -> list[dict]:
+    return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
+
+
+def write_jsonl(rows: Iterable[dict], path: Path) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+            n += 1
+    return n
+
+
+def _json_default(value: Any):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def require(row: dict, fields: tuple[str, ...], where: str) -> None:
+    missing = [f for f in fields if f not in row]
+    if missing:
+        raise ValueError(f"{where}: record {row.get('id', '?')!r} lacks field(s) {missing}")
+
+
+def resolve(manifest_uri: str, relative: str) -> str:
+    """The URI of a file named in a manifest, relative names being taken from the manifest's folder."""
+    return storage.join(storage.parent(manifest_uri), relative)
+
+
+def load_image(uri: str):
+    """An image as RGB PIL.Image; raises ValueError naming the URI if it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = storage.read_bytes(uri)  # FileNotFoundError (or botocore's NoSuchKey) passes through
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot decode image {uri}: {err}") from err
+    return img.convert("RGB")
+
+
+def llava_to_messages(record: dict) -> dict:
+    """A LLaVA/MAmmoTH-VL record ({id, image, conversations: [{from, value}]}) in the messages format.
+
+    `<image>` placeholders in human turns become image slots, in place; a record whose `image` is a list
+    has one slot per image. Roles: human -> user, gpt -> assistant.
+    """
+    images = record.get("image") or []
+    images = [images] if isinstance(images, str) else list(images)
+    messages = []
+    for turn in record["conversations"]:
+        role = {"human": "user", "gpt": "assistant"}.get(turn["from"])
+        if role is None:
+            raise ValueError(f"record {record.get('id')!r}: unknown speaker {turn['from']!r}")
+        parts = turn["value"].split("<image>")
+        content: list[dict] = []
+        for i, text in enumerate(parts):
+            if i > 0:
+                content.append({"type": "image"})
+            if text.strip():
+                content.append({"type": "text", "text": text.strip()})
+        messages.append({"role": role, "content": content})
+    slots = sum(c["type"] == "image" for m in messages for c in m["content"])
+    if slots < len(images) and messages and messages[0]["role"] == "user":
+        # MAmmoTH-VL's trainer puts a missing placeholder at the front of the first turn.
+        messages[0]["content"] = [{"type": "image"}] * (len(images) - slots) + messages[0]["content"]
+    return {"id": record.get("id"), "messages": messages, "images": images}
