@@ -14,7 +14,7 @@ from components.common import storage
 
 CAPTION_REQUIRED = ("id", "image", "caption", "lang", "source")
 CAPTION_OPTIONAL = ("width", "height", "sha256", "sea_score")
-SFT_REQUIRED = ("id", "messages", "images")
+SFT_REQUIRED = ("id", "messages")  # `images` may be absent: text-only conversations
 EVAL_CAPTION_REQUIRED = ("id", "image", "lang", "references")
 EVAL_MC_REQUIRED = ("id", "images", "question", "options", "answer", "lang", "task")
 EVAL_TEXT_REQUIRED = ("id", "prompt", "references", "lang", "task")

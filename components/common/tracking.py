@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 PIPELINE_RUN_TAG = "kfp.pipeline_run_id"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Which MLflow experiment and pipeline run a step reports to."""
+    experiment: str
+    pipeline_run_id: str
+    pipeline_run_name: str = ""
 STEP_TAG = "kfp.step"
 
 
@@ -49,8 +58,10 @@ def ensure_experiment(name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     location = None
-    if tracking_uri().startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI"):
-        location = (home() / "mlartifacts").as_uri()
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        # A local store: keep artifacts beside the database, not in ./mlruns of whatever the cwd is.
+        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 
@@ -73,14 +84,15 @@ def parent_run_id(experiment: str, pipeline_run_id: str, pipeline_run_name: str)
 
 
 @contextmanager
-def step_run(step: str, experiment: str, pipeline_run_id: str, pipeline_run_name: str = "",
-             params: dict | None = None, tags: dict | None = None) -> Iterator["object"]:
+def step_run(step: str, ctx: Context, params: dict | None = None, tags: dict | None = None
+             ) -> Iterator["object"]:
     """A nested MLflow run for one pipeline step; a failure marks the step and the pipeline run FAILED."""
     import mlflow
 
     configure()
-    parent = parent_run_id(experiment, pipeline_run_id, pipeline_run_name)
-    exp_id = ensure_experiment(experiment)
+    parent = parent_run_id(ctx.experiment, ctx.pipeline_run_id, ctx.pipeline_run_name)
+    exp_id = ensure_experiment(ctx.experiment)
+    pipeline_run_id = ctx.pipeline_run_id
     # An injected MLFLOW_RUN_ID would make start_run resume the parent instead of nesting under it.
     injected = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
@@ -114,12 +126,12 @@ def log_to_parent(metrics: dict[str, float], run_id: str | None = None) -> None:
                                                          for k, v in metrics.items()])
 
 
-def finish_pipeline_run(experiment: str, pipeline_run_id: str, pipeline_run_name: str, state: str) -> str:
+def finish_pipeline_run(ctx: Context, state: str) -> str:
     """Close the parent run with the pipeline's final state (KFP's SUCCEEDED/FAILED/CANCELLED...)."""
     from mlflow.tracking import MlflowClient
 
     configure()
-    parent = parent_run_id(experiment, pipeline_run_id, pipeline_run_name)
+    parent = parent_run_id(ctx.experiment, ctx.pipeline_run_id, ctx.pipeline_run_name)
     status = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELED": "KILLED", "CANCELLED": "KILLED"}.get(
         state.upper(), "FAILED")
     client = MlflowClient()
@@ -132,3 +144,22 @@ def _now() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def alias_source(name: str, alias: str = "champion") -> str | None:
+    """Where the weights of registered model `name`@`alias` are, or None when the alias is not set."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    configure()
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias).source
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def download_artifacts(source: str, dest: Path) -> Path:
+    import mlflow
+
+    dest.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dest)))

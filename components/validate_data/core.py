@@ -173,3 +173,23 @@ def write_summary(report: ValidationReport, path: Path) -> None:
     path.write_text(json.dumps({"rows_in": report.rows_in, "rows_out": report.rows_out,
                                 "fingerprint": report.fingerprint, "per_language": report.per_language,
                                 "results": report.results}, indent=2, ensure_ascii=False, default=str))
+
+
+def run(ctx, manifest_uri: str, curated_path: Path, data_docs_dir: Path, summary_path: Path,
+        cfg: ValidateConfig) -> ValidationReport:
+    """The step: validate inside the step's MLflow run (params, metrics, Data Docs, summary as artifacts)."""
+    import mlflow
+
+    from components.common import tracking
+
+    with tracking.step_run("validate_data", ctx, params={"manifest": manifest_uri, **cfg.model_dump()}):
+        try:
+            report = validate_captions(manifest_uri, curated_path, data_docs_dir, cfg)
+        finally:
+            if Path(data_docs_dir).exists():
+                mlflow.log_artifacts(str(data_docs_dir), artifact_path="data_docs")
+        write_summary(report, summary_path)
+        mlflow.log_metrics(report.metrics())
+        mlflow.log_artifact(str(summary_path))
+        mlflow.set_tag("data.fingerprint", report.fingerprint)
+    return report

@@ -37,10 +37,11 @@ class Scene:
 @dataclass(frozen=True)
 class CorpusSizes:
     """How many scenes each split draws. Defaults keep `make run` within minutes on two cores."""
-    cpt_scenes: int = 320       # each captioned in every language: 2,560 caption pairs
-    sft_scenes: int = 400       # one conversation each, in a random language
-    eval_scenes_per_lang: int = 12
-    mc_per_lang: int = 16       # four per attribute
+    cpt_scenes: int = 1280      # each captioned in two random languages: 2,560 caption pairs
+    cpt_langs_per_scene: int = 2
+    sft_scenes: int = 1600      # one conversation each, in a random language
+    eval_scenes_per_lang: int = 24
+    mc_per_lang: int = 24       # six per attribute
     text_per_lang: int = 8
     heldout_combos: int = 10    # scenes whose translations the base model never sees (the text task)
 
@@ -119,7 +120,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
     for i in range(sizes.cpt_scenes):
         scene = rng.choice(scenes)
         meta = _save(render(scene, rng), root, f"images/cpt/{i:06d}.png")
-        for lang in L.LANGS:
+        for lang in rng.sample(L.LANGS, sizes.cpt_langs_per_scene):
             template = rng.randrange(len(L.CAPTION_TEMPLATES[lang]))
             text = L.caption(lang, scene.count, scene.colour, scene.shape, scene.side, template)
             captions.append({"id": f"cpt-{i:06d}-{lang}", "caption": text, "lang": lang,
@@ -165,6 +166,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
             scene = rng.choice(scenes)
             meta = _save(render(scene, rng), root / "eval", f"images/cap-{lang}-{i:03d}.png")
             eval_captions.append({"id": f"cap-{lang}-{i:03d}", "image": meta["image"], "lang": lang,
+                                  "task": "demo_captions",
                                   "references": L.references(lang, scene.count, scene.colour, scene.shape,
                                                              scene.side)})
         for i in range(sizes.mc_per_lang):
@@ -173,7 +175,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
             meta = _save(render(scene, rng), root / "eval", f"images/mc-{lang}-{i:03d}.png")
             options = [L.answer(lang, attribute, v) for v in L.VALUES[attribute]]
             eval_mc.append({"id": f"mc-{lang}-{i:03d}", "images": [meta["image"]], "lang": lang,
-                            "task": f"demo_mc_{attribute}", "question": L.QUESTIONS[lang][attribute],
+                            "task": "demo_mc", "category": attribute, "question": L.QUESTIONS[lang][attribute],
                             "options": options, "answer": options.index(L.answer(lang, attribute,
                                                                                  scene.attr(attribute)))})
         for i in range(sizes.text_per_lang):
