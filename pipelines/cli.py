@@ -30,9 +30,17 @@ def git_commit() -> str:
 
 
 def parse_value(text: str):
+    """A --set value as YAML would read it (800 -> int, true -> bool), and 2e-3 as a float, which YAML 1.1 reads
+    as a string."""
     import yaml
 
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load_arguments(config: Path, overrides: list[str], demo_root: Optional[Path]) -> dict:

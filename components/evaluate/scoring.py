@@ -10,13 +10,11 @@ from pathlib import Path
 
 
 def load(model_dir: Path):
-    import torch
-    from transformers import AutoProcessor, Gemma3ForConditionalGeneration
+    from components.common.models import load_vlm
 
-    model = Gemma3ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
-                                                           attn_implementation="sdpa")
+    model, processor = load_vlm(model_dir)
     model.eval()
-    return model, AutoProcessor.from_pretrained(model_dir)
+    return model, processor
 
 
 def _chunks(items: list, size: int):

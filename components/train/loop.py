@@ -40,12 +40,10 @@ class TrainConfig(BaseModel):
 
 def init(cfg: TrainConfig, project_dir: Path):
     """All side effects of setup in one place: seeding, precision, the Accelerator (and its process group)."""
-    import torch
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
 
     set_seed(cfg.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     return Accelerator(
         mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
         project_config=ProjectConfiguration(project_dir=str(project_dir), automatic_checkpoint_naming=True,
@@ -55,12 +53,9 @@ def init(cfg: TrainConfig, project_dir: Path):
 
 def load_model(model_dir: Path, freeze_vision: bool = False):
     """A Gemma-3 VLM and its processor from a save_pretrained folder, in fp32 for training."""
-    import torch
-    from transformers import AutoProcessor, Gemma3ForConditionalGeneration
+    from components.common.models import load_vlm
 
-    model = Gemma3ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
-                                                           attn_implementation="sdpa")
-    processor = AutoProcessor.from_pretrained(model_dir)
+    model, processor = load_vlm(model_dir)
     if freeze_vision:
         model.model.vision_tower.requires_grad_(False)
     return model, processor

@@ -17,6 +17,7 @@ from components.validate_data.expectations import Rule, build_suite, caption_rul
 
 log = logging.getLogger(__name__)
 DEFAULT_LANGUAGES = "en,id,ms,th,vi,tl,zh,ta"
+DERIVED = {"image_status", "caption_chars"}  # columns prepare_frame adds for the rules to check
 
 
 class ValidateConfig(BaseModel):
@@ -137,7 +138,7 @@ def failure_message(failed: list[dict], df, examples: int) -> str:
         lines.append(f"- {what}: {r['intent']}")
         if r["expectation"] == "expect_table_columns_to_match_set":
             missing = sorted(set(r["kwargs"]["column_set"]) - set(df.columns))
-            lines.append(f"    missing column(s): {missing}; present: {sorted(df.columns)}")
+            lines.append(f"    missing column(s): {missing}; present: {sorted(set(df.columns) - DERIVED)}")
             continue
         if r["error"]:
             lines.append(f"    could not be evaluated: {r['error']}")
@@ -159,8 +160,7 @@ def validate_captions(manifest_uri: str, curated_path: Path, data_docs_dir: Path
     report = ValidationReport(rows_in=len(df), rows_out=0, fingerprint="", results=results)
     if report.failed_critical:
         raise DataValidationError(failure_message(report.failed_critical, df, cfg.examples))
-    curated = df.drop_duplicates(subset=["image", "lang", "caption"]).drop(columns=["image_status",
-                                                                                    "caption_chars"])
+    curated = df.drop_duplicates(subset=["image", "lang", "caption"]).drop(columns=sorted(DERIVED))
     report.rows_out = records.write_jsonl(curated.to_dict("records"), curated_path)
     report.per_language = {str(k): int(v) for k, v in curated["lang"].value_counts().sort_index().items()}
     report.fingerprint = storage.fingerprint([Path(curated_path)])

@@ -45,3 +45,12 @@ def test_run_rejects_unknown_parameters(tmp_path):
     cfg.write_text("no_such_parameter: 1\n")
     result = CliRunner().invoke(app, ["run", "--config", str(cfg)])
     assert result.exit_code != 0 and "unknown pipeline parameter" in result.output
+
+
+def test_overrides_are_typed_and_demo_paths_filled(tmp_path):
+    from pipelines.cli import DEFAULT_CONFIG, load_arguments
+
+    args = load_arguments(DEFAULT_CONFIG, ["cpt_learning_rate=2e-3", "cpt_max_steps=5", "languages=en,th"],
+                          tmp_path)
+    assert args["cpt_learning_rate"] == 0.002 and args["cpt_max_steps"] == 5 and args["languages"] == "en,th"
+    assert args["base_model"] == f"{tmp_path}/base-model"
