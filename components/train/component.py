@@ -23,20 +23,16 @@ def train_cpt(
     metrics: Output[Metrics],
 ):
     """Stage 1: continued pre-training on curated image-caption pairs."""
-    from pathlib import Path
-
     from components.common.tracking import Context
-    from components.train import recipes
-    from components.train.loop import TrainConfig
+    from components.train.recipes import run_stage
 
-    cfg = TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      mixed_precision=mixed_precision, replay_data=replay_data,
-                      replay_fraction=replay_fraction, seed=seed)
-    summary = recipes.tracked("cpt", Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), recipes.cpt,
-                              cfg=cfg, init_model=base_model, data=captions.path, out_dir=Path(model.path))
+    summary = run_stage("cpt", Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), base_model,
+                        captions.path, model.path, max_steps=max_steps, batch_size=batch_size,
+                        learning_rate=learning_rate, mixed_precision=mixed_precision, replay_data=replay_data,
+                        replay_fraction=replay_fraction, seed=seed)
     model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": summary["steps"]})
-    for key in ("first_loss", "final_loss", "train_seconds"):
-        metrics.log_metric(f"cpt_{key}", summary[key])
+    for key, value in summary["kfp_metrics"].items():
+        metrics.log_metric(key, value)
 
 
 @dsl.component(base_image=GPU_IMAGE)
@@ -57,17 +53,13 @@ def train_sft(
     metrics: Output[Metrics],
 ):
     """Stage 2: supervised fine-tuning on instruction conversations, from the CPT model."""
-    from pathlib import Path
-
     from components.common.tracking import Context
-    from components.train import recipes
-    from components.train.loop import TrainConfig
+    from components.train.recipes import run_stage
 
-    cfg = TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      mixed_precision=mixed_precision, replay_data=replay_data,
-                      replay_fraction=replay_fraction, seed=seed)
-    summary = recipes.tracked("sft", Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), recipes.sft,
-                              cfg=cfg, init_model=init_model.path, data=conversations, out_dir=Path(model.path))
+    summary = run_stage("sft", Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), init_model.path,
+                        conversations, model.path, max_steps=max_steps, batch_size=batch_size,
+                        learning_rate=learning_rate, mixed_precision=mixed_precision, replay_data=replay_data,
+                        replay_fraction=replay_fraction, seed=seed)
     model.metadata.update({"stage": "sft", "steps": summary["steps"]})
-    for key in ("first_loss", "final_loss", "train_seconds"):
-        metrics.log_metric(f"sft_{key}", summary[key])
+    for key, value in summary["kfp_metrics"].items():
+        metrics.log_metric(key, value)

@@ -62,3 +62,13 @@ def tracked(stage: str, ctx: tracking.Context, recipe: Callable[..., dict], *, c
         mlflow.log_metrics(final)
         tracking.log_to_parent(final)
     return summary
+
+
+def run_stage(stage: str, ctx: tracking.Context, init_model: str, data: str, out_dir: Path, **config) -> dict:
+    """What both training components do: build the stage's TrainConfig from the pipeline parameters and
+    run its recipe tracked. Returns the summary with the stage's KFP metrics under `kfp_metrics`."""
+    recipe = {"cpt": cpt, "sft": sft}[stage]
+    summary = tracked(stage, ctx, recipe, cfg=TrainConfig(**config), init_model=init_model, data=data,
+                      out_dir=Path(out_dir))
+    summary["kfp_metrics"] = {f"{stage}_{k}": summary[k] for k in ("first_loss", "final_loss", "train_seconds")}
+    return summary
