@@ -85,7 +85,6 @@ def collate(processor, conversations: list[list[dict]], never_ids: list[int], ma
     """Tokenise a batch of conversations (images attached) into model inputs with `labels`."""
     batch = processor.apply_chat_template(conversations, tokenize=True, return_dict=True, return_tensors="pt",
                                           processor_kwargs={"padding": True})
-    batch.pop("assistant_masks", None)
     assistant = assistant_mask(batch["input_ids"], processor.tokenizer)
     batch["labels"] = mask_labels(batch["input_ids"], assistant, batch["attention_mask"], never_ids)
     if max_length is not None and batch["input_ids"].shape[1] > max_length:

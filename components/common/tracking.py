@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 PIPELINE_RUN_TAG = "kfp.pipeline_run_id"
+STEP_TAG = "kfp.step"
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,6 @@ class Context:
     experiment: str
     pipeline_run_id: str
     pipeline_run_name: str = ""
-STEP_TAG = "kfp.step"
 
 
 def home() -> Path:
@@ -65,7 +65,7 @@ def ensure_experiment(name: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def parent_run_id(experiment: str, pipeline_run_id: str, pipeline_run_name: str) -> str:
+def parent_run_id(ctx: Context) -> str:
     """The pipeline's parent run: MLFLOW_RUN_ID if KFP injected it, else found or created by tag."""
     from mlflow.tracking import MlflowClient
 
@@ -73,13 +73,13 @@ def parent_run_id(experiment: str, pipeline_run_id: str, pipeline_run_name: str)
     if injected:
         return injected
     client = MlflowClient()
-    exp_id = ensure_experiment(experiment)
-    found = client.search_runs([exp_id], filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}'",
+    exp_id = ensure_experiment(ctx.experiment)
+    found = client.search_runs([exp_id], filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{ctx.pipeline_run_id}'",
                                max_results=1, order_by=["attributes.start_time ASC"])
     if found:
         return found[0].info.run_id
-    run = client.create_run(exp_id, run_name=pipeline_run_name or pipeline_run_id,
-                            tags={PIPELINE_RUN_TAG: pipeline_run_id})
+    run = client.create_run(exp_id, run_name=ctx.pipeline_run_name or ctx.pipeline_run_id,
+                            tags={PIPELINE_RUN_TAG: ctx.pipeline_run_id})
     return run.info.run_id
 
 
@@ -90,14 +90,13 @@ def step_run(step: str, ctx: Context, params: dict | None = None, tags: dict | N
     import mlflow
 
     configure()
-    parent = parent_run_id(ctx.experiment, ctx.pipeline_run_id, ctx.pipeline_run_name)
+    parent = parent_run_id(ctx)
     exp_id = ensure_experiment(ctx.experiment)
-    pipeline_run_id = ctx.pipeline_run_id
     # An injected MLFLOW_RUN_ID would make start_run resume the parent instead of nesting under it.
     injected = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         with mlflow.start_run(experiment_id=exp_id, run_name=step, parent_run_id=parent, nested=True,
-                              tags={STEP_TAG: step, PIPELINE_RUN_TAG: pipeline_run_id, **(tags or {})}) as run:
+                              tags={STEP_TAG: step, PIPELINE_RUN_TAG: ctx.pipeline_run_id, **(tags or {})}) as run:
             if params:
                 mlflow.log_params({k: _param(v) for k, v in params.items()})
             try:
@@ -131,7 +130,7 @@ def finish_pipeline_run(ctx: Context, state: str) -> str:
     from mlflow.tracking import MlflowClient
 
     configure()
-    parent = parent_run_id(ctx.experiment, ctx.pipeline_run_id, ctx.pipeline_run_name)
+    parent = parent_run_id(ctx)
     status = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELED": "KILLED", "CANCELLED": "KILLED"}.get(
         state.upper(), "FAILED")
     client = MlflowClient()

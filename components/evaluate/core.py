@@ -145,11 +145,6 @@ class Scores:
     def to_json(self) -> str:
         return json.dumps({"scores": self.by_role, "samples": self.samples}, ensure_ascii=False, indent=1)
 
-    @classmethod
-    def from_json(cls, text: str) -> "Scores":
-        data = json.loads(text)
-        return cls(by_role=data["scores"], samples=data.get("samples", {}))
-
 
 def evaluate_models(models: dict[str, str], eval_dir: str, cfg: EvalConfig) -> Scores:
     """Score every model in `models` ({role: model URI}) on the same items."""

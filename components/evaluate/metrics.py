@@ -1,4 +1,4 @@
-"""Evaluators: pure metric functions returning numbers or dicts, chosen by name in config.
+"""Evaluators: pure metric functions returning numbers or dicts.
 
 CIDEr is pycocoevalcap's CIDEr-D; it splits on whitespace, so text is pre-tokenised here: lower-cased,
 punctuation dropped, and scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese)
@@ -61,6 +61,3 @@ def accuracy(predicted: list[int], gold: list[int]) -> float:
     if len(predicted) != len(gold):
         raise ValueError("predicted and gold differ in length")
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else 0.0
-
-
-EVALUATORS = {"cider": cider, "chrf": chrf, "accuracy": accuracy}

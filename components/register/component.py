@@ -37,16 +37,13 @@ def register(
     from pathlib import Path
 
     from components.common.tracking import Context
-    from components.register.core import gate, run
+    from components.register.core import run
 
-    scores_json = Path(scores.path).read_text(encoding="utf-8")
-    decision = gate(scores_json, text_tolerance, caption_tolerance)
-    if decision.promote != promote:
-        raise RuntimeError(f"gate verdict {promote} disagrees with the scores ({decision.reasons})")
     lineage = {"data_fingerprint": data_fingerprint, "base_model": base_model, "git_commit": git_commit,
                "pipeline_run_id": pipeline_run_id, "pipeline_run_name": pipeline_run_name}
-    return run(Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), Path(candidate.path), scores_json,
-               registered_model_name, lineage, decision)
+    return run(Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), Path(candidate.path),
+               Path(scores.path).read_text(encoding="utf-8"), registered_model_name, lineage, text_tolerance,
+               caption_tolerance, gate_verdict=promote)
 
 
 @dsl.component(base_image=CPU_IMAGE)

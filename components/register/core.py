@@ -6,6 +6,8 @@ artifact store (S3 on a cluster) and the model version points at them.
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,26 +66,24 @@ def promote(name: str, version: str, alias: str = CHAMPION) -> None:
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
-
-
 def gate(scores_json: str, text_tolerance: float, caption_tolerance: float = 0.0) -> GateDecision:
     """The gate on the evaluate step's scores.json ({"scores": {role: {metric: value}}})."""
-    import json
-
     scores = json.loads(scores_json)["scores"]
     return decide(scores["candidate"], scores["base"], text_tolerance, caption_tolerance)
 
 
-def run(ctx, model_dir: Path, scores_json: str, name: str, lineage: dict[str, str], decision: GateDecision
-        ) -> str:
-    """The step: register the candidate with lineage tags and the gate's verdict; returns the version."""
-    import json
-
+def run(ctx, model_dir: Path, scores_json: str, name: str, lineage: dict[str, str], text_tolerance: float,
+        caption_tolerance: float, gate_verdict: bool) -> str:
+    """The step: register the candidate with lineage tags and the gate's verdict and reasons; returns the
+    version. `gate_verdict` is what the gate step decided; it must agree with these scores."""
     import mlflow
 
     from components.common import tracking
 
     scores = json.loads(scores_json)["scores"]
+    decision = decide(scores["candidate"], scores["base"], text_tolerance, caption_tolerance)
+    if decision.promote != gate_verdict:
+        raise RuntimeError(f"gate verdict {gate_verdict} disagrees with the scores ({decision.reasons})")
     with tracking.step_run("register", ctx, params={"registered_model_name": name},
                            tags={f"lineage.{k}": v for k, v in lineage.items()}):
         summary = {f"{role}.{k.split('/')[-1]}": f"{v:.4f}" for role in ("candidate", "base")
@@ -94,6 +94,7 @@ def run(ctx, model_dir: Path, scores_json: str, name: str, lineage: dict[str, st
         mlflow.log_metric("gate/promote", float(decision.promote))
         mlflow.set_tag("registered.version", version)
     return version
+
 
 def run_promote(ctx, name: str, version: str, alias: str = CHAMPION) -> None:
     """The step behind the gate: move `alias` to `version`."""

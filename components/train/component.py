@@ -31,8 +31,8 @@ def train_cpt(
                         learning_rate=learning_rate, mixed_precision=mixed_precision, replay_data=replay_data,
                         replay_fraction=replay_fraction, seed=seed)
     model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": summary["steps"]})
-    for key, value in summary["kfp_metrics"].items():
-        metrics.log_metric(key, value)
+    for key, value in summary["final"].items():
+        metrics.log_metric(key.replace("/", "_"), value)
 
 
 @dsl.component(base_image=GPU_IMAGE)
@@ -61,5 +61,5 @@ def train_sft(
                         learning_rate=learning_rate, mixed_precision=mixed_precision, replay_data=replay_data,
                         replay_fraction=replay_fraction, seed=seed)
     model.metadata.update({"stage": "sft", "steps": summary["steps"]})
-    for key, value in summary["kfp_metrics"].items():
-        metrics.log_metric(key, value)
+    for key, value in summary["final"].items():
+        metrics.log_metric(key.replace("/", "_"), value)

@@ -52,10 +52,10 @@ class WithReplay:
         if not 0 <= fraction <= 1:
             raise ValueError(f"replay fraction must be within [0, 1], got {fraction}")
         self.primary, self.replay = primary, replay
-        n = round(len(primary) * fraction) if replay is not None else 0
-        rng = random.Random(seed)
-        pool = list(range(len(replay))) if replay is not None else []
-        self.replay_index = [pool[i % len(pool)] for i in rng.sample(range(max(n, len(pool))), n)] if pool else []
+        size = len(replay) if replay is not None else 0
+        n = round(len(primary) * fraction) if size else 0
+        # distinct draws while n <= size; past that, every replay sample repeats about n/size times
+        self.replay_index = [i % size for i in random.Random(seed).sample(range(max(n, size)), n)]
 
     def __len__(self) -> int:
         return len(self.primary) + len(self.replay_index)

@@ -65,18 +65,12 @@ def make_loader(samples, processor, model_config, cfg: TrainConfig):
     import torch
     from torch.utils.data import DataLoader
 
-    from components.common.chat import special_image_ids
+    from components.common.chat import collate, special_image_ids
 
     generator = torch.Generator().manual_seed(cfg.seed)
     return DataLoader(samples, batch_size=cfg.batch_size, shuffle=True, drop_last=len(samples) > cfg.batch_size,
                       generator=generator, num_workers=cfg.num_workers,
-                      collate_fn=partial(_collate, processor=processor, never=special_image_ids(model_config)))
-
-
-def _collate(conversations, processor, never):
-    from components.common.chat import collate
-
-    return collate(processor, conversations, never)
+                      collate_fn=partial(collate, processor, never_ids=special_image_ids(model_config)))
 
 
 def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:

@@ -48,27 +48,18 @@ def sft(init_model: str, conversations: str, out_dir: Path, cfg: TrainConfig, lo
     return _run(samples, init_model, out_dir, cfg, log_metrics)
 
 
-def tracked(stage: str, ctx: tracking.Context, recipe: Callable[..., dict], *, cfg: TrainConfig,
-            init_model: str, data: str, out_dir: Path) -> dict:
-    """Run a recipe inside the step's nested MLflow run: config as params, losses and throughput as metrics."""
+def run_stage(stage: str, ctx: tracking.Context, init_model: str, data: str, out_dir: Path, **config) -> dict:
+    """What both training components do: build the stage's TrainConfig from the pipeline parameters and run
+    its recipe inside the step's nested MLflow run (config as params, losses and throughput as metrics).
+    Returns the summary, with the stage's final figures under `final` ({"<stage>/<figure>": value})."""
     import mlflow
 
-    params = {**cfg.model_dump(), "init_model": init_model, "data": data}
-    with tracking.step_run(stage, ctx, params=params):
-        summary = recipe(init_model, data, out_dir, cfg,
-                         log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))
-        final = {f"{stage}/final_loss": summary["final_loss"], f"{stage}/first_loss": summary["first_loss"],
-                 f"{stage}/train_seconds": summary["train_seconds"]}
-        mlflow.log_metrics(final)
-        tracking.log_to_parent(final)
-    return summary
-
-
-def run_stage(stage: str, ctx: tracking.Context, init_model: str, data: str, out_dir: Path, **config) -> dict:
-    """What both training components do: build the stage's TrainConfig from the pipeline parameters and
-    run its recipe tracked. Returns the summary with the stage's KFP metrics under `kfp_metrics`."""
     recipe = {"cpt": cpt, "sft": sft}[stage]
-    summary = tracked(stage, ctx, recipe, cfg=TrainConfig(**config), init_model=init_model, data=data,
-                      out_dir=Path(out_dir))
-    summary["kfp_metrics"] = {f"{stage}_{k}": summary[k] for k in ("first_loss", "final_loss", "train_seconds")}
+    cfg = TrainConfig(**config)
+    with tracking.step_run(stage, ctx, params={**cfg.model_dump(), "init_model": init_model, "data": data}):
+        summary = recipe(init_model, data, Path(out_dir), cfg,
+                         log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))
+        summary["final"] = {f"{stage}/{k}": summary[k] for k in ("first_loss", "final_loss", "train_seconds")}
+        mlflow.log_metrics(summary["final"])
+        tracking.log_to_parent(summary["final"])
     return summary
