@@ -11,13 +11,14 @@ export DO_NOT_TRACK = true
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: install run test test-unit test-integration compile bench clean
+.PHONY: install run test lint test-unit test-integration compile bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,8 +30,11 @@ run: $(STAMP)
 compile: $(STAMP)
 	$(BIN)/seavl compile --output sealion_vl_pipeline.yaml
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest tests -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
@@ -40,6 +44,7 @@ test-integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_trainer
+	$(BIN)/python -m tests.benchmarks.bench_cached_rerun
 
 clean:
 	rm -rf $(VENV) .seavl build *.egg-info

@@ -1,17 +1,15 @@
 """`seavl`: compile the pipeline, run it locally through kfp.local, look at results.
 
-    seavl compile [-o sealion_vl_pipeline.yaml]      YAML to upload in the Kubeflow UI
-    seavl run [--config FILE] [--set key=value ...]  the whole pipeline on this machine (demo by default)
-    seavl demo                                       build (or find) the demo corpus and tiny model
+    seavl compile [-o sealion_vl_pipeline.yaml]              YAML to upload in the Kubeflow UI
+    seavl image-tag                                          the tag to build docker/ images with
+    seavl run [--config FILE] [--set key=value ...] [--cache]  the whole pipeline on this machine (demo by default)
+    seavl demo                                               build (or find) the demo corpus and tiny model
 """
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,10 +19,17 @@ DEFAULT_CONFIG = CONFIG_DIR / "demo.yaml"
 
 
 def git_commit() -> str:
+    """The checkout's commit (12 hex digits), with "-dirty" when the code differs from it; "unknown" outside git."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parents[1])
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
+        commit = git("rev-parse", "--short=12", "HEAD").stdout.strip()
+        if not commit:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--", "components", "pipelines", "pyproject.toml", "docker").stdout
+        return commit + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -43,7 +48,7 @@ def parse_value(text: str):
     return value
 
 
-def load_arguments(config: Path, overrides: list[str], demo_root: Optional[Path]) -> dict:
+def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -> dict:
     """Pipeline arguments from a YAML file, `{demo}` filled in, then `key=value` overrides on top."""
     import yaml
 
@@ -66,23 +71,40 @@ def load_arguments(config: Path, overrides: list[str], demo_root: Optional[Path]
 
 @app.command()
 def compile(output: Path = typer.Option(Path("sealion_vl_pipeline.yaml"), "--output", "-o"),
-            image_registry: Optional[str] = typer.Option(None, help="replace the images' registry prefix")):
+            image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
+            image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)")):
     """Write the pipeline YAML to upload in the Kubeflow UI (Pipelines -> Upload pipeline)."""
+    import yaml
     from kfp import compiler
 
     from components.common import images
     from pipelines.sealion_vl import sealion_vl
 
-    compiler.Compiler().compile(sealion_vl, str(output), pipeline_parameters={"git_commit": git_commit()})
-    if image_registry:
-        output.write_text(output.read_text().replace(images.REGISTRY + "/", image_registry.rstrip("/") + "/"))
-    typer.echo(f"wrote {output}")
+    commit = git_commit()
+    compiler.Compiler().compile(sealion_vl, str(output), pipeline_parameters={"git_commit": commit})
+    docs = list(yaml.safe_load_all(output.read_text()))
+    tag = image_tag or images.release_tag(commit)
+    used = set()
+    for executor in docs[0]["deploymentSpec"]["executors"].values():
+        container = executor["container"]
+        container["image"] = images.retag(container["image"], tag, image_registry)
+        used.add(container["image"])
+    output.write_text(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))
+    typer.echo(f"wrote {output}; images: {', '.join(sorted(used))}")
+
+
+@app.command("image-tag")
+def image_tag_cmd():
+    """Print the immutable image tag of this checkout (<version>-<git commit>), as `seavl compile` writes it."""
+    from components.common import images
+
+    typer.echo(images.release_tag(git_commit()))
 
 
 @app.command()
 def demo(seed: int = typer.Option(1234, help="the demo's seed (a new seed builds a new demo)")):
     """Build the demo corpus and tiny base model (cached), and print where they are."""
-    from components.common.demo.build import ensure_demo
+    from demo.build import ensure_demo
 
     typer.echo(ensure_demo(seed).root)
 
@@ -91,38 +113,35 @@ def demo(seed: int = typer.Option(1234, help="the demo's seed (a new seed builds
 def run(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="pipeline arguments (YAML)"),
         set_: list[str] = typer.Option([], "--set", "-s", help="override one argument: key=value"),
         seed: int = typer.Option(1234, help="seed of the demo corpus and model"),
-        cache: bool = typer.Option(False, help="let kfp.local reuse results of identical tasks")):
+        cache: bool = typer.Option(False, help="reuse the results of tasks whose inputs are unchanged")):
     """Run the whole pipeline on this machine through kfp.local; print base vs candidate and the version."""
-    import kfp.local
-
     from components.common import tracking
-    from components.common.demo.build import ensure_demo
-    from pipelines.sealion_vl import sealion_vl
+    from pipelines.local import run_pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    home = tracking.home()
-    os.environ["SEAVL_HOME"] = str(home)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()  # the steps are subprocesses: pass it on
-    uses_demo = "{demo}" in config.read_text()
-    demo_root = ensure_demo(seed).root if uses_demo else None
+    try:
+        tracking.check_reachable()
+    except tracking.TrackingUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    demo_root = None
+    if "{demo}" in config.read_text():
+        from demo.build import ensure_demo
+
+        demo_root = ensure_demo(seed).root
     args = load_arguments(config, set_, demo_root)
     args.setdefault("git_commit", git_commit())
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline_root"),
-                   enable_caching=cache)
-    started = int(time.time() * 1000)
-    sealion_vl(**args)
-    show_result(args.get("mlflow_experiment", "sealion-vl"), started)
+    show_result(run_pipeline(args, cache=cache))
 
 
-def show_result(experiment: str, since_ms: int) -> None:
-    """The table of base vs candidate scores and the registered version of the newest pipeline run."""
+def show_result(kfp_run_id: str) -> None:
+    """The table of scores by role, the registered version and what KFP's cache served, of one pipeline run."""
     from rich.console import Console
     from rich.table import Table
 
     from pipelines import results
 
-    res = results.latest(experiment, since_ms)
+    res = results.for_run(kfp_run_id)
     console = Console()
     table = Table(title=f"pipeline run {res.run_name}  (MLflow run {res.parent_run_id})")
     table.add_column("metric")
@@ -133,6 +152,8 @@ def show_result(experiment: str, since_ms: int) -> None:
     console.print(table)
     console.print(f"registered: [bold]{res.model_name}[/] version [bold]{res.version}[/]; gate: {res.gate}; "
                   f"champion is now version {res.champion}")
+    if res.reused:
+        console.print(f"reused from the cache: {', '.join(sorted(res.reused))}")
     console.print(f"MLflow: {tracking_hint()}")
 
 

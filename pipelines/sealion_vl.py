@@ -1,29 +1,36 @@
-"""The SEA-LION VL pipeline: validate -> CPT -> SFT -> evaluate -> register -> (gate) promote.
+"""The SEA-LION VL pipeline: snapshot -> validate -> CPT -> SFT -> evaluate (x4) -> compare -> gate -> register
+-> (gate passed) promote, then record; an exit handler closes the MLflow pipeline run.
 
-Wiring and Kubernetes settings only; every step's logic lives in components/<step>/core.py.
+Wiring and Kubernetes settings only; every step's logic lives in components/<step>/core.py. Every step except
+snapshot, register, promote, record_run and finish_run is cached by KFP: their inputs are content fingerprints
+(from snapshot) and upstream artifacts, never anything that only identifies the run.
 """
 from kfp import dsl, kubernetes
 
-from components.common.component import finish_run
-from components.evaluate.component import evaluate
+from components.common.component import finish_run, record_run
+from components.common.languages import LANGUAGES
+from components.evaluate.component import compare, evaluate
 from components.register.component import gate, promote, register
+from components.snapshot.component import snapshot
 from components.train.component import train_cpt, train_sft
 from components.validate_data.component import validate_data
 
-RUN_ID, RUN_NAME = dsl.PIPELINE_JOB_ID_PLACEHOLDER, dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-MLFLOW_SECRET = "seavl-mlflow"  # infra/base/secrets.example.yaml: MLflow URI and S3 credentials
+MLFLOW_SECRET = "seavl-mlflow"  # infra/base/secrets.example.env: MLflow URI and S3 credentials
 
 
-def _on_cluster(task, gpus: int = 0, memory: str = "8Gi"):
-    """Cluster settings (ignored by kfp.local): credentials from the secret, resources, GPU placement."""
+def _setup(task, cache: bool = True, gpus: int = 0, memory: str = "8Gi"):
+    """Cluster settings (ignored by kfp.local): credentials from the secret, the KFP run id from the pod's label
+    (how a cached-capable step finds its MLflow pipeline run without a run-specific input), resources, GPU
+    placement, and whether KFP may serve the task from its cache."""
     kubernetes.use_secret_as_env(task, secret_name=MLFLOW_SECRET, secret_key_to_env={
         "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"})
+    kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path="metadata.labels['pipeline/runid']")
     task.set_memory_request(memory).set_cpu_request("2")
     if gpus:
         task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
         kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
-    task.set_caching_options(False)
+    task.set_caching_options(cache)
     return task
 
 
@@ -35,7 +42,7 @@ def sealion_vl(
     eval_data: str = "s3://sealion-vl/data/eval/demo",
     base_model: str = "s3://sealion-vl/models/gemma-sea-lion-v4-27b-it",
     registered_model_name: str = "gemma-sea-lion-v4-vl",
-    languages: str = "en,id,ms,th,vi,tl,zh,ta",
+    languages: str = ",".join(LANGUAGES),
     max_caption_chars: int = 1000,
     cpt_max_steps: int = 800,
     cpt_batch_size: int = 16,
@@ -47,52 +54,77 @@ def sealion_vl(
     replay_fraction: float = 0.0,
     mixed_precision: str = "no",
     seed: int = 0,
+    reuse_training: bool = True,
+    eval_tasks: str = "captions,multiple_choice,text",
     max_new_tokens: int = 32,
     text_tolerance: float = 2.0,
     caption_tolerance: float = 0.0,
     mlflow_experiment: str = "sealion-vl",
     git_commit: str = "unknown",
 ):
-    """Parameters (shown in the Kubeflow UI):
+    """Train a Gemma-3 VLM for Southeast Asia in two stages, evaluate it beside its base, register it.
 
-    caption_manifest: CPT image-caption manifest (JSONL/Parquet, local or s3://); image paths relative to it.
-    sft_conversations: SFT conversations (messages format or MAmmoTH-VL `conversations`), JSONL.
-    eval_data: folder with held-out captions.jsonl, mc.jsonl and text.jsonl.
-    base_model: the starting model, a save_pretrained folder (Gemma-SEA-LION-v4-IT in production).
-    registered_model_name: MLflow Model Registry name; the gate moves its `champion` alias.
-    languages: comma-separated ISO 639-1 codes the manifest may contain.
-    max_caption_chars: longest caption accepted by validation.
-    cpt_*/sft_*: optimizer steps, per-device batch size and peak learning rate of each stage.
-    replay_data: text-only conversations mixed into both stages to keep the base's text ability ('' = none).
-    replay_fraction: replay samples added to each stage, as a fraction of that stage's own samples.
-    mixed_precision: "no", "bf16" or "fp16".
-    text_tolerance: how far (chrF points) the candidate's text score may fall below the base's and still promote.
-    caption_tolerance: how far (CIDEr) its captioning may fall below the base's and still promote.
-    git_commit: code version recorded as lineage (filled in by `seavl compile` / `seavl run`).
+    Args:
+        caption_manifest: CPT image-caption manifest (JSONL or Parquet, local or s3://); image paths relative to it.
+        sft_conversations: SFT conversations, JSONL in the messages format or MAmmoTH-VL `conversations`.
+        eval_data: folder with each evaluation task's items (captions.jsonl, mc.jsonl, text.jsonl).
+        base_model: the starting model, a save_pretrained folder (Gemma-SEA-LION-v4-IT in production).
+        registered_model_name: MLflow Model Registry name; the gate moves its `champion` alias.
+        languages: comma-separated ISO 639-1 codes that captions may be in and that evaluation scores.
+        max_caption_chars: longest caption validation accepts.
+        cpt_max_steps: optimizer steps of continued pre-training (stage 1).
+        cpt_batch_size: samples per device per micro-batch in stage 1.
+        cpt_learning_rate: peak learning rate of stage 1.
+        sft_max_steps: optimizer steps of supervised fine-tuning (stage 2).
+        sft_batch_size: samples per device per micro-batch in stage 2.
+        sft_learning_rate: peak learning rate of stage 2.
+        replay_data: text-only conversations mixed into both stages to keep the base's text ability ('' = none).
+        replay_fraction: replay samples added to each stage, as a fraction of that stage's own samples.
+        mixed_precision: "no", "bf16" or "fp16".
+        seed: seed of sampling, replay draws and initialisation in both stages.
+        reuse_training: reuse both trainings from KFP's cache when their inputs are unchanged; false trains again.
+        eval_tasks: comma-separated evaluation tasks (components/evaluate/tasks): captions, multiple_choice, text.
+        max_new_tokens: generated evaluation replies are cut after this many tokens.
+        text_tolerance: how far (chrF points) the candidate's text score may fall below the base's and still promote.
+        caption_tolerance: how far (CIDEr) its captioning may fall below the base's and still promote.
+        mlflow_experiment: MLflow experiment of the pipeline run.
+        git_commit: code version recorded as lineage (filled in by `seavl compile` / `seavl run`).
     """
-    run = dict(mlflow_experiment=mlflow_experiment, pipeline_run_id=RUN_ID, pipeline_run_name=RUN_NAME)
-    exit_task = finish_run(**run)
-    with dsl.ExitHandler(_on_cluster(exit_task), name="tracked-run"):
-        data = _on_cluster(validate_data(caption_manifest=caption_manifest, languages=languages,
-                                         max_caption_chars=max_caption_chars, **run))
-        cpt = _on_cluster(train_cpt(base_model=base_model, captions=data.outputs["curated"], max_steps=cpt_max_steps,
-                                    batch_size=cpt_batch_size, learning_rate=cpt_learning_rate,
-                                    mixed_precision=mixed_precision, replay_data=replay_data,
-                                    replay_fraction=replay_fraction, seed=seed, **run), gpus=1, memory="64Gi")
-        sft = _on_cluster(train_sft(init_model=cpt.outputs["model"], conversations=sft_conversations,
-                                    max_steps=sft_max_steps, batch_size=sft_batch_size,
-                                    learning_rate=sft_learning_rate, mixed_precision=mixed_precision,
-                                    replay_data=replay_data, replay_fraction=replay_fraction, seed=seed, **run), gpus=1, memory="64Gi")
-        ev = _on_cluster(evaluate(candidate=sft.outputs["model"], cpt_model=cpt.outputs["model"],
-                                  base_model=base_model, eval_data=eval_data,
-                                  registered_model_name=registered_model_name, max_new_tokens=max_new_tokens,
-                                  **run), gpus=1, memory="32Gi")
-        verdict = _on_cluster(gate(scores=ev.outputs["scores"], text_tolerance=text_tolerance,
-                                   caption_tolerance=caption_tolerance))
-        reg = _on_cluster(register(candidate=sft.outputs["model"], scores=ev.outputs["scores"],
-                                   promote=verdict.output, registered_model_name=registered_model_name,
-                                   data_fingerprint=data.outputs["Output"], base_model=base_model,
-                                   git_commit=git_commit, text_tolerance=text_tolerance,
-                                   caption_tolerance=caption_tolerance, **run))
-        with dsl.If(verdict.output == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
-            _on_cluster(promote(registered_model_name=registered_model_name, version=reg.output, **run))
+    with dsl.ExitHandler(_setup(finish_run(), cache=False), name="tracked-run"):
+        snap = _setup(snapshot(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
+                               eval_data=eval_data, base_model=base_model, replay_data=replay_data,
+                               registered_model_name=registered_model_name, reuse_training=reuse_training,
+                               mlflow_experiment=mlflow_experiment,
+                               pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), cache=False)
+        fp = snap.outputs
+        data = _setup(validate_data(caption_manifest=caption_manifest, caption_fingerprint=fp["caption_fingerprint"],
+                                    languages=languages, max_caption_chars=max_caption_chars))
+        shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
+                      replay_fraction=replay_fraction, mixed_precision=mixed_precision, seed=seed,
+                      cache_salt=fp["cache_salt"])
+        cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
+                               captions=data.outputs["curated"], max_steps=cpt_max_steps, batch_size=cpt_batch_size,
+                               learning_rate=cpt_learning_rate, **shared), gpus=1, memory="64Gi")
+        sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=sft_conversations,
+                               conversations_fingerprint=fp["sft_fingerprint"], max_steps=sft_max_steps,
+                               batch_size=sft_batch_size, learning_rate=sft_learning_rate, **shared),
+                     gpus=1, memory="64Gi")
+        models = {"base": (base_model, fp["base_fingerprint"]), "cpt": (cpt.outputs["model_uri"], ""),
+                  "candidate": (sft.outputs["model_uri"], ""), "champion": (fp["champion_uri"], "")}
+        evals = {role: _setup(evaluate(role=role, model_uri=uri, model_fingerprint=model_fp, eval_data=eval_data,
+                                       eval_fingerprint=fp["eval_fingerprint"], eval_tasks=eval_tasks,
+                                       languages=languages, max_new_tokens=max_new_tokens),
+                              gpus=1, memory="32Gi").set_display_name(f"evaluate-{role}")
+                 for role, (uri, model_fp) in models.items()}
+        side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()}))
+        verdict = _setup(gate(scores=side_by_side.outputs["scores"], text_tolerance=text_tolerance,
+                              caption_tolerance=caption_tolerance))
+        reg = _setup(register(candidate=sft.outputs["model"], scores=side_by_side.outputs["scores"],
+                              promote=verdict.outputs["Output"], gate_reasons=verdict.outputs["reasons"],
+                              registered_model_name=registered_model_name,
+                              data_fingerprint=data.outputs["data_fingerprint"], base_model=base_model,
+                              base_fingerprint=fp["base_fingerprint"], git_commit=git_commit), cache=False)
+        with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
+            _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
+        tracked = [data, cpt, sft, *evals.values(), side_by_side]
+        _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked]), cache=False).after(reg)

@@ -1,5 +1,6 @@
 """Shared fixtures: the demo (built once, cached like `make run` does), a real S3 server (moto) and a real
-MLflow tracking server backed by sqlite with its artifacts in that S3 bucket."""
+MLflow tracking server backed by sqlite with its artifacts in that S3 bucket. The servers live for the whole
+session; each test that needs a clean slate gets its own bucket or experiment."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="session")
 def demo():
-    from components.common.demo.build import ensure_demo
+    from demo.build import ensure_demo
 
     return ensure_demo()
 
@@ -52,49 +56,73 @@ def s3_server():
             os.environ[k] = v
 
 
-@pytest.fixture()
-def bucket(s3_server):
-    import uuid
-
+def make_bucket(endpoint: str) -> str:
     import boto3
 
     name = f"test-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
     return name
 
 
 @pytest.fixture()
-def mlflow_server(tmp_path, s3_server, bucket, monkeypatch):
-    """`mlflow server` on loopback: sqlite backend store, artifacts proxied into the S3 bucket."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    log = open(tmp_path / "mlflow-server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--artifacts-destination", f"s3://{bucket}/mlflow", "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
+def bucket(s3_server):
+    return make_bucket(s3_server)
+
+
+class MlflowServer:
+    """`mlflow server` on loopback: sqlite backend store, artifacts proxied into an S3 bucket. `stop()` and
+    `start()` take it away and bring it back on the same port with the same store."""
+
+    def __init__(self, root: Path, bucket: str):
+        self.root, self.bucket, self.port = root, bucket, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout: float = 90) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        with open(self.root / "mlflow-server.log", "a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                 "--artifacts-destination", f"s3://{self.bucket}/mlflow", "--workers", "1"],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                raise RuntimeError("mlflow server did not start:\n" +
+                                   (self.root / "mlflow-server.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError("mlflow server did not start:\n" + (tmp_path / "mlflow-server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    yield {"uri": uri, "bucket": bucket}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_server, tmp_path_factory):
+    """One MLflow server for the session, its artifacts in their own bucket."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), make_bucket(s3_server))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def tracking_server(mlflow_server, monkeypatch):
+    """Point this test's MLflow client (and the subprocesses it starts) at the session's server."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    return mlflow_server
 
 
 @pytest.fixture()
@@ -102,6 +130,7 @@ def local_mlflow(tmp_path, monkeypatch):
     """A throwaway local sqlite tracking store."""
     monkeypatch.setenv("SEAVL_HOME", str(tmp_path / "seavl"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     from components.common import tracking
 
     return tracking.configure()
@@ -115,6 +144,3 @@ def bucket_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
-
-
-REPO = Path(__file__).resolve().parents[1]

@@ -37,7 +37,6 @@ def attach_images(messages: list[dict], images: list) -> list[dict]:
 
 def mask_labels(input_ids, assistant_mask, attention_mask, never_ids: list[int]):
     """Labels = input_ids on assistant tokens, IGNORE elsewhere and on every id in `never_ids`."""
-    import torch
 
     labels = input_ids.clone()
     keep = assistant_mask.bool() & attention_mask.bool()

@@ -1,13 +1,30 @@
-"""KFP components that belong to no step: the pipeline's own bookkeeping."""
+"""KFP components that belong to no step: the pipeline run's own bookkeeping in MLflow."""
 from kfp import dsl
 
 from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def finish_run(status: dsl.PipelineTaskFinalStatus, mlflow_experiment: str, pipeline_run_id: str,
-               pipeline_run_name: str):
-    """Exit handler: close the pipeline's parent MLflow run with the pipeline's final state."""
-    from components.common.tracking import Context, finish_pipeline_run
+def record_run(step_runs: list):
+    """Complete the MLflow pipeline run with the steps KFP served from its cache: link each reused step run
+    (tag seavl.reused.<step>) and copy its headline metrics. Never cached.
 
-    finish_pipeline_run(Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), status.state)
+    Args:
+        step_runs: the MLflow run ids the tracked steps returned (made in this run or, when cached, earlier).
+    """
+    from components.common.tracking import record_pipeline_run
+
+    reused = record_pipeline_run([str(r) for r in step_runs])
+    print("reused from KFP's cache:", reused or "nothing")
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def finish_run(status: dsl.PipelineTaskFinalStatus):
+    """Exit handler: close the MLflow pipeline run with the pipeline's final state.
+
+    Args:
+        status: the pipeline's final state, filled in by KFP.
+    """
+    from components.common.tracking import finish_pipeline_run
+
+    finish_pipeline_run(status.state)

@@ -1,8 +1,22 @@
-"""Container images the steps run in (built from docker/). `seavl compile --image-registry` rewrites the
-registry part in the compiled YAML, so these names are the defaults, not the only choice."""
+"""Container images the steps run in (built from docker/). Components name the images by the project version;
+`seavl compile` writes the immutable tag `<version>-<git commit>` (and the chosen registry) into the compiled
+YAML, so that a run of new code never meets a KFP cache entry made by old code."""
 from __future__ import annotations
 
-VERSION = "0.1.0"
+VERSION = "0.1.0"  # = pyproject's version (tests/unit/test_packaging.py)
 REGISTRY = "ghcr.io/sealion-vl"
 GPU_IMAGE = f"{REGISTRY}/sealion-vl-gpu:{VERSION}"   # train, evaluate: CUDA torch + the package
-CPU_IMAGE = f"{REGISTRY}/sealion-vl-cpu:{VERSION}"   # validate, register: CPU torch + the package
+CPU_IMAGE = f"{REGISTRY}/sealion-vl-cpu:{VERSION}"   # snapshot, validate, compare, gate, register, ...
+
+
+def release_tag(commit: str) -> str:
+    """The immutable image tag of a code version."""
+    return f"{VERSION}-{commit}"
+
+
+def retag(image: str, tag: str, registry: str | None = None) -> str:
+    """`image` with tag `tag`, in `registry` when given."""
+    repo, _, _ = image.rpartition(":")
+    if registry:
+        repo = f"{registry.rstrip('/')}/{repo.rsplit('/', 1)[-1]}"
+    return f"{repo}:{tag}"

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from components.common import storage
 
 CAPTION_REQUIRED = ("id", "image", "caption", "lang", "source")
-CAPTION_OPTIONAL = ("width", "height", "sha256", "sea_score")
 SFT_REQUIRED = ("id", "messages")  # `images` may be absent: text-only conversations
-EVAL_CAPTION_REQUIRED = ("id", "image", "lang", "references")
-EVAL_MC_REQUIRED = ("id", "images", "question", "options", "answer", "lang", "task")
-EVAL_TEXT_REQUIRED = ("id", "prompt", "references", "lang", "task")
+# Evaluation items: each task in components/evaluate/tasks/ names the fields it requires.
 
 
 def read_table(uri: str):
@@ -54,6 +52,11 @@ def _json_default(value: Any):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def split_list(text: str) -> list[str]:
+    """A comma-separated parameter ('en, th,,vi') as a list (['en', 'th', 'vi'])."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
 def require(row: dict, fields: tuple[str, ...], where: str) -> None:

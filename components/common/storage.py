@@ -1,33 +1,36 @@
-"""One storage layer: every path is a URI, a local path (or file://) or s3://bucket/key.
+"""One storage layer: every path is a URI, a local path (or file://), s3://bucket/key, or anything else fsspec
+knows (gs://, az://, ...), plus `models:/<name>/<version>` for versions in the MLflow Model Registry.
 
-S3 access goes through boto3 and honours the usual variables (AWS_*, and AWS_ENDPOINT_URL_S3 or
-MLFLOW_S3_ENDPOINT_URL for S3-compatible servers such as MinIO). Steps call `localize` to get a local
-copy of an input and `publish` to copy a local result to its destination URI.
+Remote access goes through fsspec, one filesystem object per protocol and settings in each process (fsspec
+keeps it, and gives a forked DataLoader worker its own). `s3://` uses s3fs; an S3-compatible server (MinIO)
+is named by AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL; credentials come from the usual
+AWS_* variables. Steps call `localize` for a local copy of an input (a cache validated against each object's
+ETag and size, so a changed object is fetched again) and `publish` to copy a result to its destination.
+`fingerprint` identifies the content behind a URI: relative names, sizes and ETags or content hashes.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
+
+REGISTRY_SCHEME = "models:/"
+_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
+_CHUNK = 8 << 20  # bytes read at a time when hashing
 
 
-def is_s3(uri: str) -> bool:
-    return str(uri).startswith("s3://")
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
+def is_remote(uri: str) -> bool:
+    """True for URIs with a scheme other than file:// (s3://, gs://, models:/, ...)."""
+    uri = str(uri)
+    return uri.startswith(REGISTRY_SCHEME) or ("://" in uri and not uri.startswith("file://"))
 
 
 def local_path(uri: str) -> Path:
     """The local path of a local URI (plain path or file://)."""
     uri = str(uri)
-    if is_s3(uri):
+    if is_remote(uri):
         raise ValueError(f"{uri} is remote: use localize() to copy it first")
     return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
 
@@ -37,7 +40,7 @@ def join(base: str, *parts: str) -> str:
     out = str(base)
     for part in parts:
         part = str(part)
-        if is_s3(part) or part.startswith("file://") or os.path.isabs(part):
+        if is_remote(part) or part.startswith("file://") or os.path.isabs(part):
             out = part
         else:
             out = out.rstrip("/") + "/" + part
@@ -49,26 +52,42 @@ def parent(uri: str) -> str:
     return uri.rsplit("/", 1)[0] if "/" in uri else "."
 
 
-def s3_client():
-    import boto3
+def s3_endpoint() -> str | None:
+    """The S3-compatible endpoint named in the environment, if any."""
+    return next((os.environ[v] for v in _ENDPOINT_VARS if os.environ.get(v)), None)
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
-    return boto3.client("s3", endpoint_url=endpoint or None)
+
+def filesystem(uri: str):
+    """(fsspec filesystem, path within it) for `uri`. fsspec caches instances by their settings, so every call
+    with the same protocol and endpoint returns the same object."""
+    import fsspec
+    from fsspec.core import url_to_fs
+
+    uri = str(uri)
+    if not is_remote(uri):
+        return fsspec.filesystem("file"), str(local_path(uri).absolute())
+    options = {}
+    if uri.startswith("s3://"):
+        # Fail within seconds when the endpoint is down instead of botocore's 60 s connect timeout per try.
+        options = {"client_kwargs": {"endpoint_url": s3_endpoint()},
+                   "config_kwargs": {"connect_timeout": 10, "read_timeout": 120,
+                                     "retries": {"max_attempts": 5, "mode": "standard"}}}
+    return url_to_fs(uri, **options)
 
 
 def exists(uri: str) -> bool:
-    if not is_s3(uri):
-        return local_path(uri).exists()
-    bucket, key = split_s3(uri)
-    resp = s3_client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/"), MaxKeys=1)
-    return resp.get("KeyCount", 0) > 0
+    """Whether `uri` names an existing file or folder (exactly: `s3://b/m` does not match `s3://b/m1`)."""
+    fs, path = filesystem(uri)
+    return fs.exists(path)
 
 
 def read_bytes(uri: str) -> bytes:
-    if not is_s3(uri):
-        return local_path(uri).read_bytes()
-    bucket, key = split_s3(uri)
-    return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    """The bytes of the file at `uri`; FileNotFoundError naming it when there is none."""
+    fs, path = filesystem(uri)
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{uri} does not exist") from None
 
 
 def read_text(uri: str) -> str:
@@ -76,13 +95,10 @@ def read_text(uri: str) -> str:
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    if not is_s3(uri):
-        path = local_path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return
-    bucket, key = split_s3(uri)
-    s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+    fs, path = filesystem(uri)
+    if not is_remote(uri):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fs.pipe_file(path, data)
 
 
 def cache_dir() -> Path:
@@ -90,42 +106,82 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEAVL_CACHE") or Path.home() / ".cache" / "seavl")
 
 
+def _listing(fs, path: str) -> dict[str, dict]:
+    """{relative name: info} of the file at `path` (relative name "") or of every file under the folder."""
+    if fs.isdir(path):
+        found = fs.find(path, detail=True)
+        root = path.rstrip("/") + "/"
+        return {name[len(root):]: info for name, info in found.items() if name.startswith(root)}
+    try:
+        return {"": fs.info(path)}
+    except FileNotFoundError:
+        return {}
+
+
+def _version_token(fs, info: dict) -> str:
+    """What changes when a remote object changes: its ETag (S3), MD5/CRC (GCS), else fsspec's own key."""
+    for key in ("ETag", "etag", "md5Hash", "crc32c", "VersionId"):
+        if info.get(key):
+            return str(info[key]).strip('"')
+    return str(fs.ukey(info["name"]))
+
+
 def localize(uri: str, dest: Path | None = None) -> Path:
-    """A local path holding `uri` (a file or a folder). Local URIs are returned as they are; s3:// ones are
-    downloaded, once, into the cache (or into `dest`)."""
-    if not is_s3(uri):
+    """A local path holding `uri` (a file or a folder). Local URIs are returned as they are. Remote ones are
+    copied into the cache (or into `dest`); a later call downloads only what changed since (another ETag or
+    size), and drops files that are gone. `models:/name/version` is fetched from the MLflow registry."""
+    uri = str(uri)
+    if not is_remote(uri):
         path = local_path(uri)
         if not path.exists():
             raise FileNotFoundError(f"{uri} does not exist")
         return path
-    bucket, key = split_s3(uri)
-    dest = dest or cache_dir() / "s3" / hashlib.sha256(uri.encode()).hexdigest()[:16] / Path(key).name
-    client = s3_client()
-    paginator = client.get_paginator("list_objects_v2")
-    keys = [o["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=key.rstrip("/"))
-            for o in page.get("Contents", [])]
-    if not keys:
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    dest = Path(dest) if dest is not None else cache_dir() / "remote" / key / name
+    if uri.startswith(REGISTRY_SCHEME):
+        return _localize_registered(uri, dest)
+    fs, path = filesystem(uri)
+    listing = _listing(fs, path)
+    if not listing:
         raise FileNotFoundError(f"{uri} does not exist")
-    if keys == [key]:  # a single object
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, key, str(dest))
-        return dest
-    prefix = key.rstrip("/") + "/"
-    for k in keys:
-        if not k.startswith(prefix):
-            continue  # a sibling whose name merely starts with the same characters
-        target = dest / k[len(prefix):]
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, k, str(target))
+    index_path = dest.parent / f".{dest.name}.index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    wanted = {rel: [info.get("size"), _version_token(fs, info)] for rel, info in listing.items()}
+    for rel, token in wanted.items():
+        target = dest / rel if rel else dest
+        if index.get(rel) == token and target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        fs.get_file(f"{path.rstrip('/')}/{rel}" if rel else path, str(partial))
+        partial.replace(target)
+        index[rel] = token
+        index_path.write_text(json.dumps(index))
+    for rel in set(index) - set(wanted):
+        (dest / rel if rel else dest).unlink(missing_ok=True)
+        del index[rel]
+    index_path.write_text(json.dumps(index))
+    return dest
+
+
+def _localize_registered(uri: str, dest: Path) -> Path:
+    """A registered model version is immutable: download it once."""
+    import mlflow
+
+    done = dest.parent / f".{dest.name}.done"
+    if not done.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
+        done.touch()
     return dest
 
 
 def publish(local: Path, uri: str) -> str:
-    """Copy a local file or folder to `uri` (a local path or s3://); returns `uri`."""
+    """Copy a local file or folder to `uri` (a local path or a remote URI); returns `uri`."""
     local = Path(local)
-    if not is_s3(uri):
+    if not is_remote(uri):
         dest = local_path(uri)
         if dest.resolve() == local.resolve():
             return uri
@@ -135,22 +191,36 @@ def publish(local: Path, uri: str) -> str:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(local, dest)
         return uri
-    bucket, key = split_s3(uri)
-    client = s3_client()
+    fs, path = filesystem(uri)
     if local.is_dir():
         for f in sorted(p for p in local.rglob("*") if p.is_file()):
-            client.upload_file(str(f), bucket, f"{key.rstrip('/')}/{f.relative_to(local).as_posix()}")
+            fs.put_file(str(f), f"{path.rstrip('/')}/{f.relative_to(local).as_posix()}")
     else:
-        client.upload_file(str(local), bucket, key)
+        fs.put_file(str(local), path)
     return uri
 
 
-def fingerprint(paths: list[Path]) -> str:
-    """sha256 over the bytes of `paths` (files, or every file under folders), in a stable order."""
+def _sha256(fs, path: str) -> str:
     h = hashlib.sha256()
-    for root in paths:
-        files = sorted(p for p in Path(root).rglob("*") if p.is_file()) if Path(root).is_dir() else [Path(root)]
-        for f in files:
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
+    with fs.open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(uri: str) -> str:
+    """A sha256 identifying the content at `uri` (a file, or every file under a folder or prefix): each file's
+    name relative to `uri`, its size, and a content hash (local files) or its ETag (remote objects). The same
+    content under another root gives the same fingerprint; any added, removed, renamed or changed file gives
+    another. FileNotFoundError when nothing is there."""
+    fs, path = filesystem(uri)
+    listing = _listing(fs, path)
+    if not listing:
+        raise FileNotFoundError(f"{uri} does not exist")
+    remote = is_remote(uri)
+    h = hashlib.sha256()
+    for rel in sorted(listing):
+        info = listing[rel]
+        content = _version_token(fs, info) if remote else _sha256(fs, info["name"])
+        h.update(json.dumps([rel, info.get("size"), content]).encode())
     return h.hexdigest()

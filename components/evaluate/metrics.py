@@ -43,7 +43,7 @@ def cider(references: dict[str, list[str]], hypotheses: dict[str, str], lang: st
     gts = {i: [tokenize(r, lang) for r in references[i]] for i in ids}
     res = {i: [tokenize(hypotheses[i], lang)] for i in ids}
     score, per_item = Cider().compute_score(gts, res)
-    return float(score), {i: float(s) for i, s in zip(ids, per_item)}
+    return float(score), {i: float(s) for i, s in zip(ids, per_item, strict=True)}
 
 
 def chrf(hypotheses: list[str], references: list[list[str]]) -> float:
@@ -60,4 +60,4 @@ def chrf(hypotheses: list[str], references: list[list[str]]) -> float:
 def accuracy(predicted: list[int], gold: list[int]) -> float:
     if len(predicted) != len(gold):
         raise ValueError("predicted and gold differ in length")
-    return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else 0.0
+    return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold) if gold else 0.0

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
-from components.evaluate.core import ROLES, Scores
-
-
-def _roles(scores: Scores) -> list[str]:
-    return [r for r in ROLES if r in scores.by_role] + [r for r in scores.by_role if r not in ROLES]
+from components.evaluate.scores import Scores
 
 
 def markdown(scores: Scores, title: str = "Evaluation") -> str:
-    roles = _roles(scores)
+    roles = scores.roles
     keys = sorted({k for table in scores.by_role.values() for k in table},
-                  key=lambda k: (k.startswith("summary/"), k))
+                  key=lambda k: (k.startswith("overall/"), k))
     lines = [f"# {title}", "", "| task | lang | metric | " + " | ".join(roles) + " |",
              "|---|---|---|" + "---:|" * len(roles)]
     for key in keys:
@@ -35,11 +30,11 @@ def bar_chart(scores: Scores, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    roles = _roles(scores)
+    roles = scores.roles
     panels = sorted({tuple(k.split("/")[::2]) for t in scores.by_role.values() for k in t
                      if k.count("/") == 2 and "/all/" not in k})
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.8 * max(1, len(panels))), squeeze=False)
-    for ax, (task, metric) in zip(axes[:, 0], panels):
+    for ax, (task, metric) in zip(axes[:, 0], panels, strict=True):
         langs = sorted({k.split("/")[1] for t in scores.by_role.values() for k in t
                         if k.startswith(f"{task}/") and k.endswith(f"/{metric}") and "/all/" not in k})
         width = 0.8 / len(roles)
@@ -56,8 +51,16 @@ def bar_chart(scores: Scores, path: Path) -> Path:
     return path
 
 
+def first_per_group(samples: list[dict]) -> list[dict]:
+    """The first per-item output of each (task, language): one example of each for the report."""
+    firsts: dict[tuple[str, str], dict] = {}
+    for s in samples:
+        firsts.setdefault((s["task"], s["lang"]), s)
+    return list(firsts.values())
+
+
 def html_page(scores: Scores, chart: Path, title: str = "Evaluation") -> str:
-    roles = _roles(scores)
+    roles = scores.roles
     img = base64.b64encode(chart.read_bytes()).decode()
     rows = []
     for line in markdown(scores, title).splitlines()[4:]:
@@ -65,7 +68,7 @@ def html_page(scores: Scores, chart: Path, title: str = "Evaluation") -> str:
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     examples = []
     for role in roles:
-        for s in [x for x in scores.samples.get(role, []) if x["id"].endswith("000")]:  # first item per task+lang
+        for s in first_per_group(scores.samples.get(role, [])):
             examples.append(f"<tr><td>{role}</td><td>{html.escape(s['task'])}</td><td>{s['lang']}</td>"
                             f"<td>{html.escape(s['output'])}</td><td>{html.escape(s['reference'])}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ["task", "lang", "metric", *roles])

@@ -1,19 +1,33 @@
 """KFP components for the gate, registration and the gated promotion."""
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model
+from kfp.dsl import Artifact, Input, Markdown, Model, Output
 
 from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def gate(scores: Input[Artifact], text_tolerance: float, caption_tolerance: float) -> bool:
-    """True when the candidate may become champion: captioning not worse than base (minus caption_tolerance)
-    and text not worse than base minus text_tolerance."""
+def gate(scores: Input[Artifact], text_tolerance: float, caption_tolerance: float, reasons: Output[Markdown]
+         ) -> bool:
+    """Decide whether the candidate may become champion: captioning not worse than base (minus
+    caption_tolerance), text not worse than base minus text_tolerance.
+
+    Args:
+        scores: every role's scores side by side (compare).
+        text_tolerance: how far the candidate's overall text score may fall below the base's and still promote.
+        caption_tolerance: how far its overall captioning score may fall below the base's and still promote.
+        reasons: the verdict and each comparison behind it (Markdown).
+
+    Returns:
+        True when the candidate may be promoted.
+    """
+    import json
     from pathlib import Path
 
-    from components.register.core import gate as decide
+    from components.register.core import decide
 
-    decision = decide(Path(scores.path).read_text(encoding="utf-8"), text_tolerance, caption_tolerance)
+    tables = json.loads(Path(scores.path).read_text(encoding="utf-8"))["scores"]
+    decision = decide(tables["candidate"], tables["base"], text_tolerance, caption_tolerance)
+    Path(reasons.path).write_text(decision.markdown(), encoding="utf-8")
     print("\n".join(decision.reasons))
     return decision.promote
 
@@ -23,34 +37,63 @@ def register(
     candidate: Input[Model],
     scores: Input[Artifact],
     promote: bool,
+    gate_reasons: Input[Markdown],
     registered_model_name: str,
     data_fingerprint: str,
     base_model: str,
+    base_fingerprint: str,
     git_commit: str,
-    text_tolerance: float,
-    caption_tolerance: float,
-    mlflow_experiment: str,
-    pipeline_run_id: str,
-    pipeline_run_name: str,
 ) -> str:
-    """Register the candidate with its lineage and the gate's verdict; returns the model version."""
+    """Register the candidate in the MLflow Model Registry with its lineage and the gate's verdict.
+
+    Args:
+        candidate: the model to register (train_sft).
+        scores: every role's scores side by side (compare); the overall figures become version tags.
+        promote: the gate's verdict.
+        gate_reasons: the gate's reasons (Markdown).
+        registered_model_name: the MLflow Model Registry name.
+        data_fingerprint: content fingerprint of the curated captions the model was trained on.
+        base_model: the model training started from.
+        base_fingerprint: content fingerprint of base_model.
+        git_commit: the code version that built the model.
+
+    Returns:
+        The new model version.
+    """
+    import json
     from pathlib import Path
 
-    from components.common.tracking import Context
-    from components.register.core import run
+    from components.common.tracking import Logged, kfp_run_id, tracked_step
+    from components.register.core import create_version, version_tags
 
-    lineage = {"data_fingerprint": data_fingerprint, "base_model": base_model, "git_commit": git_commit,
-               "pipeline_run_id": pipeline_run_id, "pipeline_run_name": pipeline_run_name}
-    return run(Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), Path(candidate.path),
-               Path(scores.path).read_text(encoding="utf-8"), registered_model_name, lineage, text_tolerance,
-               caption_tolerance, gate_verdict=promote)
+    reasons = Path(gate_reasons.path).read_text(encoding="utf-8")
+    lineage = {"data_fingerprint": data_fingerprint, "base_model": base_model, "base_fingerprint": base_fingerprint,
+               "git_commit": git_commit, "pipeline_run_id": kfp_run_id()}
+    tables = json.loads(Path(scores.path).read_text(encoding="utf-8"))["scores"]
+    with tracked_step("register") as step:
+        step.record(Logged(params={"registered_model_name": registered_model_name},
+                           pipeline_metrics={"gate/promote": float(promote)},
+                           tags={f"lineage.{k}": v for k, v in lineage.items()},
+                           artifacts={"model": Path(candidate.path)}))
+        version = create_version(registered_model_name, step.artifact_uri("model"), step.run_id,
+                                 version_tags(tables, promote, reasons, lineage), description=reasons)
+        step.record(Logged(tags={"registered.version": version}))
+    return version
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def promote(registered_model_name: str, version: str, mlflow_experiment: str, pipeline_run_id: str,
-            pipeline_run_name: str):
-    """Move the `champion` alias to the registered version (runs only when the gate passed)."""
-    from components.common.tracking import Context
-    from components.register.core import run_promote
+def promote(registered_model_name: str, version: str):
+    """Move the `champion` alias to the registered version (runs only when the gate passed).
 
-    run_promote(Context(mlflow_experiment, pipeline_run_id, pipeline_run_name), registered_model_name, version)
+    Args:
+        registered_model_name: the MLflow Model Registry name.
+        version: the version that becomes champion.
+    """
+    from components.common.tracking import Logged, tracked_step
+    from components.register.core import CHAMPION, set_champion
+
+    with tracked_step("promote") as step:
+        set_champion(registered_model_name, version)
+        step.record(Logged(params={"registered_model_name": registered_model_name, "version": version,
+                                   "alias": CHAMPION},
+                           tags={"promoted": f"{registered_model_name}@{CHAMPION} -> v{version}"}))

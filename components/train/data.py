@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from components.common import records
 from components.common.chat import attach_images, caption_conversation
-from components.common.prompts import caption_prompt
+from components.common.languages import caption_prompt
 
 
 class CaptionSamples:

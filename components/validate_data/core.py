@@ -1,7 +1,8 @@
 """validate_data: check a caption manifest with great-expectations and write the curated manifest.
 
 Pure core: takes URIs and a config, returns a `ValidationReport`; raises `DataValidationError`, naming the
-failed expectation and example rows, when a critical rule fails, so the pipeline stops before training.
+failed expectation and example rows, when a critical rule fails, so the pipeline stops before training. The
+error carries what the step's run should still show (the Data Docs and every expectation's result).
 """
 from __future__ import annotations
 
@@ -13,26 +14,32 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from components.common import records, storage
+from components.common.languages import LANGUAGES
+from components.common.tracking import Logged
 from components.validate_data.expectations import Rule, build_suite, caption_rules
 
 log = logging.getLogger(__name__)
-DEFAULT_LANGUAGES = "en,id,ms,th,vi,tl,zh,ta"
 DERIVED = {"image_status", "caption_chars"}  # columns prepare_frame adds for the rules to check
 
 
 class ValidateConfig(BaseModel):
-    languages: str = Field(DEFAULT_LANGUAGES, description="comma-separated ISO 639-1 codes accepted")
+    languages: str = Field(",".join(LANGUAGES), description="comma-separated ISO 639-1 codes accepted")
     min_caption_chars: int = 1
     max_caption_chars: int = 1000
     examples: int = Field(5, description="how many failing rows to quote in an error")
 
     @property
     def language_list(self) -> list[str]:
-        return [x.strip() for x in self.languages.split(",") if x.strip()]
+        return records.split_list(self.languages)
 
 
 class DataValidationError(ValueError):
-    """A critical expectation failed; the message names it and quotes example rows."""
+    """A critical expectation failed; the message names it and quotes example rows. `logged` holds what the
+    step's run still records: every expectation's result and the Data Docs."""
+
+    def __init__(self, message: str, logged: Logged):
+        super().__init__(message)
+        self.logged = logged
 
 
 @dataclass
@@ -55,6 +62,23 @@ class ValidationReport:
         out.update({f"data/rows/{lang}": n for lang, n in self.per_language.items()})
         return out
 
+    def to_json(self) -> str:
+        return json.dumps({"rows_in": self.rows_in, "rows_out": self.rows_out, "fingerprint": self.fingerprint,
+                           "per_language": self.per_language, "results": self.results},
+                          indent=2, ensure_ascii=False, default=str)
+
+    def logged(self, manifest_uri: str, cfg: ValidateConfig, data_docs_dir: Path | None) -> Logged:
+        """What the step's run records: config, row counts, every expectation's result, the Data Docs."""
+        import tempfile
+
+        results = Path(tempfile.mkdtemp()) / "validation.json"
+        results.write_text(self.to_json(), encoding="utf-8")
+        artifacts = {"": results}
+        if data_docs_dir is not None and Path(data_docs_dir).exists():
+            artifacts["data_docs"] = Path(data_docs_dir)
+        return Logged(params={"manifest": manifest_uri, **cfg.model_dump()}, pipeline_metrics=self.metrics(),
+                      tags={"data.fingerprint": self.fingerprint} if self.fingerprint else {}, artifacts=artifacts)
+
 
 def image_status(uris: list[str]) -> dict[str, str]:
     """'ok', 'missing' or 'undecodable' for each distinct image URI."""
@@ -68,10 +92,8 @@ def image_status(uris: list[str]) -> dict[str, str]:
             status[uri] = "ok"
         except FileNotFoundError:
             status[uri] = "missing"
-        except ValueError:
+        except (ValueError, IsADirectoryError):
             status[uri] = "undecodable"
-        except Exception as err:  # S3 errors (NoSuchKey) arrive as botocore ClientError
-            status[uri] = "missing" if "NoSuchKey" in str(err) or "404" in str(err) else "undecodable"
     return status
 
 
@@ -159,37 +181,11 @@ def validate_captions(manifest_uri: str, curated_path: Path, data_docs_dir: Path
     results = run_suite(df, rules, data_docs_dir)
     report = ValidationReport(rows_in=len(df), rows_out=0, fingerprint="", results=results)
     if report.failed_critical:
-        raise DataValidationError(failure_message(report.failed_critical, df, cfg.examples))
+        raise DataValidationError(failure_message(report.failed_critical, df, cfg.examples),
+                                  report.logged(manifest_uri, cfg, data_docs_dir))
     curated = df.drop_duplicates(subset=["image", "lang", "caption"]).drop(columns=sorted(DERIVED))
     report.rows_out = records.write_jsonl(curated.to_dict("records"), curated_path)
     report.per_language = {str(k): int(v) for k, v in curated["lang"].value_counts().sort_index().items()}
-    report.fingerprint = storage.fingerprint([Path(curated_path)])
+    report.fingerprint = storage.fingerprint(str(curated_path))
     log.info("validated %s: %d rows in, %d curated", manifest_uri, report.rows_in, report.rows_out)
-    return report
-
-
-def write_summary(report: ValidationReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"rows_in": report.rows_in, "rows_out": report.rows_out,
-                                "fingerprint": report.fingerprint, "per_language": report.per_language,
-                                "results": report.results}, indent=2, ensure_ascii=False, default=str))
-
-
-def run(ctx, manifest_uri: str, curated_path: Path, data_docs_dir: Path, summary_path: Path,
-        cfg: ValidateConfig) -> ValidationReport:
-    """The step: validate inside the step's MLflow run (params, metrics, Data Docs, summary as artifacts)."""
-    import mlflow
-
-    from components.common import tracking
-
-    with tracking.step_run("validate_data", ctx, params={"manifest": manifest_uri, **cfg.model_dump()}):
-        try:
-            report = validate_captions(manifest_uri, curated_path, data_docs_dir, cfg)
-        finally:
-            if Path(data_docs_dir).exists():
-                mlflow.log_artifacts(str(data_docs_dir), artifact_path="data_docs")
-        write_summary(report, summary_path)
-        mlflow.log_metrics(report.metrics())
-        mlflow.log_artifact(str(summary_path))
-        mlflow.set_tag("data.fingerprint", report.fingerprint)
     return report

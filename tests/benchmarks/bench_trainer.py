@@ -40,7 +40,8 @@ def plain_loop(model_dir: str, curated: str, steps: int, batch_size: int) -> flo
 
 
 def main() -> None:
-    from components.common.demo.build import ensure_demo
+    from demo.build import ensure_demo
+
     from components.train import recipes
     from components.train.loop import TrainConfig
 

@@ -1,43 +1,102 @@
 """The compiled pipeline: what a user uploads in the Kubeflow UI."""
+import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from pipelines.cli import app, git_commit
+
+UNCACHED = {"snapshot", "register", "promote", "record-run", "finish-run"}
 
 
-def test_compile_writes_yaml_that_loads_back(tmp_path):
-    out = tmp_path / "p.yaml"
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compiled") / "p.yaml"
     result = CliRunner().invoke(app, ["compile", "-o", str(out), "--image-registry", "registry.local/team"])
     assert result.exit_code == 0, result.output
     spec, platform = list(yaml.safe_load_all(out.read_text()))  # pipeline spec + Kubernetes platform spec
+    return out, spec, platform
+
+
+def _tasks(spec) -> dict:
+    """Every step of the pipeline, in any DAG (root, exit handler, condition), by task name."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for comp in spec["components"].values():
+        tasks.update(comp.get("dag", {}).get("tasks", {}))
+    return {name: task for name, task in tasks.items()
+            if "executorLabel" in spec["components"][task["componentRef"]["name"]]}
+
+
+def test_compile_writes_yaml_that_loads_back(compiled):
+    out, spec, platform = compiled
     assert "exit-handler-1" in spec["root"]["dag"]["tasks"] and "kubernetes" in platform["platforms"]
-    comp_names = set(spec["components"])
-    for step in ("validate-data", "train-cpt", "train-sft", "evaluate", "gate", "register", "promote", "finish-run"):
-        assert f"comp-{step}" in comp_names
+    for step in ("snapshot", "validate-data", "train-cpt", "train-sft", "evaluate", "compare", "gate", "register",
+                 "promote", "record-run", "finish-run"):
+        assert f"comp-{step}" in spec["components"]
     params = spec["root"]["inputDefinitions"]["parameters"]
     # every parameter a user sees in the UI has a default; the commit is recorded at compile time
     assert all("defaultValue" in p for p in params.values())
-    assert params["git_commit"]["defaultValue"] != ""
+    assert params["git_commit"]["defaultValue"] == git_commit() != ""
     assert params["cpt_max_steps"]["parameterType"] == "NUMBER_INTEGER"
-    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {"registry.local/team/sealion-vl-gpu:0.1.0", "registry.local/team/sealion-vl-cpu:0.1.0"}
-    # the pipeline loads back as a component
     from kfp import components
 
     loaded = components.load_component_from_file(str(out))
     assert "caption_manifest" in loaded.component_spec.inputs
 
 
-def test_kubernetes_settings_are_compiled_in(tmp_path):
-    out = tmp_path / "p.yaml"
-    CliRunner().invoke(app, ["compile", "-o", str(out)])
-    docs = list(yaml.safe_load_all(out.read_text()))
-    platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    cpt = platform["exec-train-cpt"]
+def test_every_input_is_described(compiled):
+    _, spec, _ = compiled
+    undescribed = [f"pipeline.{name}" for name, p in spec["root"]["inputDefinitions"]["parameters"].items()
+                   if not p.get("description")]
+    for comp_name, comp in spec["components"].items():
+        if "executorLabel" not in comp:
+            continue  # DAGs the compiler makes for ExitHandler/If pass pipeline channels through
+        for kind in ("parameters", "artifacts"):
+            undescribed += [f"{comp_name}.{name}" for name, p in comp.get("inputDefinitions", {}).get(kind, {}).items()
+                            if not p.get("description")]
+    assert undescribed == []
+    assert "content fingerprint" in spec["components"]["comp-train-cpt"]["inputDefinitions"]["parameters"][
+        "base_fingerprint"]["description"]
+
+
+def test_images_carry_the_version_and_commit(compiled):
+    _, spec, _ = compiled
+    tag = f"0.1.0-{git_commit()}"
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {f"registry.local/team/sealion-vl-gpu:{tag}", f"registry.local/team/sealion-vl-cpu:{tag}"}
+
+
+def test_caching_is_keyed_on_content_never_on_the_run(compiled):
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    for name, task in tasks.items():
+        cached = task.get("cachingOptions", {}).get("enableCache", False)
+        assert cached == (task["componentRef"]["name"].removeprefix("comp-") not in UNCACHED), name
+        if cached:  # a run-specific value (run id or name) in a cached task's inputs would defeat the cache
+            text = yaml.safe_dump(task["inputs"])
+            assert "pipeline_job" not in text and "PIPELINE_JOB" not in text, name
+    # the cached steps read content fingerprints from the snapshot step, and the trainings its salt
+    cpt = tasks["train-cpt"]["inputs"]["parameters"]
+    assert cpt["base_fingerprint"]["taskOutputParameter"] == {"outputParameterKey": "base_fingerprint",
+                                                             "producerTask": "snapshot"}
+    for training in ("train-cpt", "train-sft"):
+        assert tasks[training]["inputs"]["parameters"]["cache_salt"]["taskOutputParameter"]["producerTask"] == \
+            "snapshot"
+    assert tasks["snapshot"]["inputs"]["parameters"]["pipeline_run_name"]["runtimeValue"]["constant"] == \
+        "{{$.pipeline_job_name}}"
+
+
+def test_kubernetes_settings_are_compiled_in(compiled):
+    _, spec, platform = compiled
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    cpt = executors["exec-train-cpt"]
     assert cpt["secretAsEnv"][0]["secretName"] == "seavl-mlflow"
     assert cpt["tolerations"][0]["key"] == "nvidia.com/gpu"
-    spec = docs[0]["deploymentSpec"]["executors"]["exec-train-cpt"]["container"]["resources"]
-    assert spec["accelerator"]["resourceCount"] == "1"
+    # every step learns its KFP run id from the pod's label, not from an input
+    for name, executor in executors.items():
+        assert {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"} in executor["fieldPathAsEnv"], \
+            name
+    resources = spec["deploymentSpec"]["executors"]["exec-train-cpt"]["container"]["resources"]
+    assert resources["accelerator"]["resourceCount"] == "1"
 
 
 def test_run_rejects_unknown_parameters(tmp_path):

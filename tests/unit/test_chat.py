@@ -15,7 +15,7 @@ def test_caption_labels_cover_exactly_the_caption_and_end_of_turn(demo):
     tok = processor.tokenizer
     images = [Image.new("RGB", (64, 64), (200, 30, 30)), Image.new("RGB", (64, 64), (30, 30, 200))]
     convs = [attach_images(caption_conversation(c, "Describe the image in English."), [im])
-             for c, im in zip(["two red circles on the left", "one blue square"], images)]
+             for c, im in zip(["two red circles on the left", "one blue square"], images, strict=True)]
     batch = collate(processor, convs, special_image_ids(config))
     assert set(batch) >= {"input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels"}
     for row, caption in enumerate(["two red circles on the left", "one blue square"]):

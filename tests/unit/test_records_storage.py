@@ -1,6 +1,7 @@
 """Record adapters and the storage layer, on local paths and on a real S3 endpoint (moto server)."""
 import json
 
+import boto3
 import pytest
 
 from components.common import records, storage
@@ -30,20 +31,72 @@ def test_relative_image_paths_resolve_against_the_manifest():
     assert records.resolve("s3://b/data/m.jsonl", "images/1.png") == "s3://b/data/images/1.png"
     assert records.resolve("/data/m.jsonl", "images/1.png") == "/data/images/1.png"
     assert records.resolve("/data/m.jsonl", "/abs/1.png") == "/abs/1.png"
+    assert records.split_list(" en, th,,vi ") == ["en", "th", "vi"]
+
+
+def _folder(root, files: dict[str, bytes]):
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
 
 
 def test_s3_round_trip_of_a_folder_and_a_manifest(s3_server, bucket, tmp_path):
-    src = tmp_path / "model"
-    (src / "sub").mkdir(parents=True)
-    (src / "config.json").write_text("{}")
-    (src / "sub" / "w.bin").write_bytes(b"\x00\x01")
+    src = _folder(tmp_path / "model", {"config.json": b"{}", "sub/w.bin": b"\x00\x01"})
     storage.publish(src, f"s3://{bucket}/models/m1")
-    # a sibling whose name starts the same must not leak into the download
+    # a sibling whose name starts the same must not leak into the download, nor make `exists` true
     storage.write_bytes(f"s3://{bucket}/models/m10/other.txt", b"x")
     got = storage.localize(f"s3://{bucket}/models/m1", dest=tmp_path / "copy")
     assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == ["config.json", "sub/w.bin"]
     storage.write_bytes(f"s3://{bucket}/data/m.jsonl", (json.dumps({"id": 1}) + "\n").encode())
     assert records.read_jsonl(f"s3://{bucket}/data/m.jsonl") == [{"id": 1}]
-    assert storage.exists(f"s3://{bucket}/data/m.jsonl") and not storage.exists(f"s3://{bucket}/nope")
-    with pytest.raises(FileNotFoundError):
+    assert storage.exists(f"s3://{bucket}/data/m.jsonl") and storage.exists(f"s3://{bucket}/models/m1")
+    assert not storage.exists(f"s3://{bucket}/models/m") and not storage.exists(f"s3://{bucket}/nope")
+    with pytest.raises(FileNotFoundError, match="nope"):
         storage.localize(f"s3://{bucket}/nope")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        storage.read_bytes(f"s3://{bucket}/nope")
+
+
+def test_one_filesystem_object_per_process(s3_server, bucket):
+    fs_a, path_a = storage.filesystem(f"s3://{bucket}/a.png")
+    fs_b, path_b = storage.filesystem(f"s3://{bucket}/b/c.png")
+    assert fs_a is fs_b and (path_a, path_b) == (f"{bucket}/a.png", f"{bucket}/b/c.png")
+
+
+def test_the_cache_of_remote_inputs_is_validated(s3_server, bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEAVL_CACHE", str(tmp_path / "cache"))
+    uri = f"s3://{bucket}/data"
+    storage.write_bytes(f"{uri}/a.txt", b"one")
+    storage.write_bytes(f"{uri}/b.txt", b"two")
+    first = storage.localize(uri)
+    assert (first / "a.txt").read_bytes() == b"one"
+    # the object changes under the same key, another is deleted: the cached copy follows
+    storage.write_bytes(f"{uri}/a.txt", b"ONE, changed")
+    boto3.client("s3", endpoint_url=s3_server).delete_object(Bucket=bucket, Key="data/b.txt")
+    again = storage.localize(uri)
+    assert again == first and (again / "a.txt").read_bytes() == b"ONE, changed"
+    assert not (again / "b.txt").exists()
+    # a single object is cached and validated the same way
+    assert storage.localize(f"{uri}/a.txt").read_bytes() == b"ONE, changed"
+    storage.write_bytes(f"{uri}/a.txt", b"three")
+    assert storage.localize(f"{uri}/a.txt").read_bytes() == b"three"
+
+
+def test_fingerprints_follow_content_and_relative_names(s3_server, bucket, tmp_path):
+    a = _folder(tmp_path / "a", {"x.txt": b"1", "sub/y.txt": b"2"})
+    b = _folder(tmp_path / "elsewhere" / "b", {"x.txt": b"1", "sub/y.txt": b"2"})
+    assert storage.fingerprint(str(a)) == storage.fingerprint(str(b))  # same content, other root
+    renamed = _folder(tmp_path / "c", {"x.txt": b"1", "other/y.txt": b"2"})
+    assert storage.fingerprint(str(renamed)) != storage.fingerprint(str(a))  # same names, other folder
+    before = storage.fingerprint(str(a))
+    (a / "x.txt").write_bytes(b"9")  # same size, other content
+    assert storage.fingerprint(str(a)) != before
+    # on S3: keys, sizes and ETags; a new object under the prefix changes the fingerprint
+    storage.publish(b, f"s3://{bucket}/fp")
+    remote = storage.fingerprint(f"s3://{bucket}/fp")
+    assert remote == storage.fingerprint(f"s3://{bucket}/fp")
+    storage.write_bytes(f"s3://{bucket}/fp/new.txt", b"")
+    assert storage.fingerprint(f"s3://{bucket}/fp") != remote
+    with pytest.raises(FileNotFoundError):
+        storage.fingerprint(str(tmp_path / "nothing"))

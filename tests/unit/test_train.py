@@ -22,26 +22,30 @@ def curated(demo, tmp_path_factory):
 def test_cpt_loss_falls_and_the_model_is_saved(demo, curated, tmp_path):
     logged = []
     cfg = TrainConfig(max_steps=30, batch_size=8, learning_rate=2e-3, log_every=10)
-    summary = recipes.cpt(demo.base_model, curated, tmp_path / "model", cfg, lambda m, s: logged.append((s, m)))
-    assert summary["steps"] == 30
+    result = recipes.cpt(demo.base_model, curated, tmp_path / "model", cfg, lambda m, s: logged.append((s, m)))
+    assert result.steps == 30 and result.samples == 256
     # The base has never seen an image prompt: caption loss starts high and falls by more than half.
-    assert summary["first_loss"] > 2.0 and summary["final_loss"] < summary["first_loss"] / 2
+    assert result.first_loss > 2.0 and result.final_loss < result.first_loss / 2
     assert [s for s, _ in logged] == [10, 20, 30]
     assert {"train/loss", "train/lr", "train/samples_per_s", "train/tokens_per_s"} <= set(logged[0][1])
     assert (tmp_path / "model" / "model.safetensors").exists()
     assert (tmp_path / "model" / "processor_config.json").exists()
+    # what the tracking wrapper logs: the config as params, first/final loss and wall time on the pipeline run
+    logged_run = result.logged("cpt", cfg, init_model=demo.base_model, data=curated)
+    assert logged_run.params["max_steps"] == 30 and logged_run.params["data"] == curated
+    assert logged_run.pipeline_metrics["cpt/final_loss"] == result.final_loss
 
 
 def test_restart_resumes_from_the_last_checkpoint(demo, curated, tmp_path):
     cfg = TrainConfig(max_steps=12, batch_size=8, seed=3, checkpoint_every=6)
     full = recipes.cpt(demo.base_model, curated, tmp_path / "model", cfg)
-    assert len(full["losses"]) == 12
+    assert len(full.losses) == 12
     assert [p.name for p in (tmp_path / "model-work" / "checkpoints").glob("checkpoint_*")] == ["checkpoint_0"]
     # The same step started again in the same place (a retried pod) picks up at the step-6 checkpoint:
     # model, optimizer, scheduler, sampler and RNG states restored, the six seen batches skipped.
     resumed = recipes.cpt(demo.base_model, curated, tmp_path / "model", cfg)
-    assert len(resumed["losses"]) == 6
-    assert resumed["losses"] == pytest.approx(full["losses"][6:], rel=1e-4)
+    assert len(resumed.losses) == 6
+    assert resumed.losses == pytest.approx(full.losses[6:], rel=1e-4)
 
 
 def test_replay_mixes_text_samples_in(demo, curated):

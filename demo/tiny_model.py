@@ -5,7 +5,7 @@ bidirectional attention over image tokens), shrunk so that the whole pipeline tr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
@@ -32,7 +32,6 @@ class TinyModelConfig:
     mm_tokens_per_image: int = 16   # a perfect square dividing (64/8)^2 = 64
     max_position_embeddings: int = 512
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):

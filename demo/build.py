@@ -19,7 +19,7 @@ from components.common import storage
 
 log = logging.getLogger(__name__)
 DEFAULT_SEED = 1234
-_GENERATOR_FILES = ("languages.py", "corpus.py", "tiny_model.py", "chat_template.jinja", "build.py")
+_GENERATOR_FILES = ("vocabulary.py", "corpus.py", "tiny_model.py", "chat_template.jinja", "build.py")
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,6 @@ class Demo:
         return str(self.root / "data" / "captions.jsonl")
 
     @property
-    def sft(self) -> str:
-        return str(self.root / "data" / "sft.jsonl")
-
-    @property
     def eval_dir(self) -> str:
         return str(self.root / "data" / "eval")
 
@@ -44,10 +40,14 @@ class Demo:
 
 
 def generator_hash(seed: int) -> str:
+    """A hash of the seed and of every source file whose content shapes the demo (its own files and the
+    project's caption instructions, which the SFT data uses)."""
+    from components.common import languages
+
     h = hashlib.sha256(str(seed).encode())
     here = Path(__file__).parent
-    for name in _GENERATOR_FILES:
-        h.update((here / name).read_bytes())
+    for path in [here / name for name in _GENERATOR_FILES] + [Path(languages.__file__)]:
+        h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -67,7 +67,7 @@ def ensure_demo(seed: int = DEFAULT_SEED, cache: Path | None = None) -> Demo:
 
 
 def build_demo(root: Path, seed: int) -> dict:
-    from components.common.demo import corpus, tiny_model
+    from demo import corpus, tiny_model
 
     started = time.time()
     counts = corpus.build_corpus(root / "data", seed)

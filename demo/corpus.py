@@ -16,7 +16,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from components.common.demo import languages as L
+from demo import vocabulary as L
 
 IMAGE_SIZE = 64
 BACKGROUND = (235, 235, 230)
@@ -120,7 +120,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
     for i in range(sizes.cpt_scenes):
         scene = rng.choice(scenes)
         meta = _save(render(scene, rng), root, f"images/cpt/{i:06d}.png")
-        for lang in rng.sample(L.LANGS, sizes.cpt_langs_per_scene):
+        for lang in rng.sample(L.LANGUAGES, sizes.cpt_langs_per_scene):
             template = rng.randrange(len(L.CAPTION_TEMPLATES[lang]))
             text = L.caption(lang, scene.count, scene.colour, scene.shape, scene.side, template)
             captions.append({"id": f"cpt-{i:06d}-{lang}", "caption": text, "lang": lang,
@@ -132,7 +132,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
     for i in range(sizes.sft_scenes):
         scene = rng.choice(scenes)
         meta = _save(render(scene, rng), root, f"images/sft/{i:06d}.png")
-        lang = rng.choice(L.LANGS)
+        lang = rng.choice(L.LANGUAGES)
         template = rng.randrange(len(L.CAPTION_TEMPLATES[lang]))
         describe = L.caption(lang, scene.count, scene.colour, scene.shape, scene.side, template)
         if rng.random() < 0.4:
@@ -154,7 +154,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
     for scene in scenes:
         if scene in heldout:
             continue
-        for lang in L.LANGS[1:]:
+        for lang in L.LANGUAGES[1:]:
             for template in range(2):
                 for src, tgt in ((lang, "en"), ("en", lang)):
                     prompt, reply = translation_pair(scene, src, tgt, template)
@@ -164,7 +164,7 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
     counts["text"] = len(text)
 
     eval_captions, eval_mc, eval_text = [], [], []
-    for lang in L.LANGS:
+    for lang in L.LANGUAGES:
         for i in range(sizes.eval_scenes_per_lang):
             scene = rng.choice(scenes)
             meta = _save(render(scene, rng), root / "eval", f"images/cap-{lang}-{i:03d}.png")

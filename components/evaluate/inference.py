@@ -1,4 +1,4 @@
-"""Running a model on evaluation items: greedy generation, and option log-likelihood for multiple choice.
+"""Running a model on evaluation requests: greedy generation, and option log-likelihood for multiple choice.
 
 With a small vocabulary single-letter answers may not be single tokens, so multiple-choice items are
 scored cloze-style: each option is the model's reply to the question and the option with the highest
@@ -61,3 +61,22 @@ def option_scores(model, processor, conversations: list[list[dict]], batch_size:
         logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         scores += ((logp * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
     return scores
+
+
+def answer(model, processor, requests: list, max_new_tokens: int, batch_size: int) -> list:
+    """The model's answer to each request, in order: the reply (str) to a `Generate`, the index of the most
+    likely option (int; the first on ties) of a `Choose`."""
+    from components.evaluate.tasks import Generate
+
+    answers: list = [None] * len(requests)
+    gen = [i for i, r in enumerate(requests) if isinstance(r, Generate)]
+    replies = generate(model, processor, [requests[i].conversation for i in gen], max_new_tokens, batch_size)
+    for i, reply in zip(gen, replies, strict=True):
+        answers[i] = reply
+    choose = [i for i, r in enumerate(requests) if not isinstance(r, Generate)]
+    flat = [option for i in choose for option in requests[i].options]
+    logp = iter(option_scores(model, processor, flat, batch_size))
+    for i in choose:
+        values = [next(logp) for _ in requests[i].options]
+        answers[i] = max(range(len(values)), key=values.__getitem__)
+    return answers
