@@ -31,7 +31,7 @@ compile: $(STAMP)
 	$(BIN)/seavl compile --output sealion_vl_pipeline.yaml
 
 test: lint
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=8
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

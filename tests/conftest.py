@@ -73,18 +73,28 @@ class MlflowServer:
     """`mlflow server` on loopback: sqlite backend store, artifacts proxied into an S3 bucket. `stop()` and
     `start()` take it away and bring it back on the same port with the same store."""
 
-    def __init__(self, root: Path, bucket: str):
+    def __init__(self, root: Path, bucket: str, admin_password: str = ""):
+        """With `admin_password`, the server runs MLflow's basic-auth app and checks every request."""
         self.root, self.bucket, self.port = root, bucket, free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
+        self.admin_password = admin_password
         self.proc = None
 
     def start(self, timeout: float = 90) -> None:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        auth = []
+        if self.admin_password:
+            config = self.root / "basic_auth.ini"
+            config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{self.root / 'auth.db'}\n"
+                              f"admin_username = admin\nadmin_password = {self.admin_password}\n"
+                              "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            env.update(MLFLOW_AUTH_CONFIG_PATH=str(config), MLFLOW_FLASK_SERVER_SECRET_KEY=uuid.uuid4().hex)
+            auth = ["--app-name", "basic-auth"]
         with open(self.root / "mlflow-server.log", "a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                  "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-                 "--artifacts-destination", f"s3://{self.bucket}/mlflow", "--workers", "1"],
+                 "--artifacts-destination", f"s3://{self.bucket}/mlflow", "--workers", "1", *auth],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while True:

@@ -368,6 +368,7 @@ def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:
     {step: reused run id}."""
     import mlflow
 
+    check_reachable()
     client = _client()
     pipeline = _current_pipeline_run(client)
     if pipeline is None:
@@ -391,6 +392,7 @@ def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:
 def finish_pipeline_run(state: str) -> str | None:
     """Record the pipeline's final KFP state on its run and close it (KFP's MLflow integration closes its own
     pipeline run: then only the tag is set). Returns the MLflow status, or None when there is no run."""
+    check_reachable()
     client = _client()
     pipeline = _current_pipeline_run(client)
     if pipeline is None:

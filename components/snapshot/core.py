@@ -10,10 +10,17 @@ from __future__ import annotations
 from components.common import storage
 
 
+def _exists(name: str, uri: str) -> bool:
+    try:
+        return storage.exists(uri)
+    except Exception as err:  # an unreachable endpoint or refused credentials: say which input needed them
+        raise OSError(f"cannot read pipeline input {name}={uri}: {err}") from err
+
+
 def fingerprint_inputs(inputs: dict[str, str]) -> dict[str, str]:
     """{name: content fingerprint} of each input URI; '' for an input left empty. FileNotFoundError naming
-    every missing input."""
-    missing = [f"{name}={uri}" for name, uri in inputs.items() if uri and not storage.exists(uri)]
+    every missing input; OSError naming the input whose storage cannot be read."""
+    missing = [f"{name}={uri}" for name, uri in inputs.items() if uri and not _exists(name, uri)]
     if missing:
         raise FileNotFoundError(f"pipeline input(s) not found: {', '.join(missing)}")
     return {name: storage.fingerprint(uri) if uri else "" for name, uri in inputs.items()}

@@ -40,10 +40,9 @@ def plain_loop(model_dir: str, curated: str, steps: int, batch_size: int) -> flo
 
 
 def main() -> None:
-    from demo.build import ensure_demo
-
     from components.train import recipes
     from components.train.loop import TrainConfig
+    from demo.build import ensure_demo
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)

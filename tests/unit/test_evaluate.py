@@ -13,7 +13,7 @@ def test_tasks_are_picked_by_name():
     assert set(registry()) == {"captions", "multiple_choice", "text"}
     assert [t.name for t in EvalConfig(tasks="text, captions").task_list] == ["text", "captions"]
     with pytest.raises(ValueError, match="unknown evaluation task 'xm3600'.*captions"):
-        EvalConfig(tasks="captions,xm3600").task_list
+        _ = EvalConfig(tasks="captions,xm3600").task_list
 
 
 def test_items_are_filtered_by_language_and_capped_with_images_resolved(demo):

@@ -39,7 +39,7 @@ def test_component_images_match_the_dockerfiles_and_the_version():
     for image, dockerfile in ((images.GPU_IMAGE, "Dockerfile.gpu"), (images.CPU_IMAGE, "Dockerfile.cpu")):
         assert image.rpartition(":")[0] in (REPO / "docker" / dockerfile).read_text()
     version = re.search(r'^version = "(\S+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
-    assert images.VERSION == version
+    assert version == images.VERSION
     assert images.retag(images.GPU_IMAGE, "0.1.0-abc", "reg.local/team") == "reg.local/team/sealion-vl-gpu:0.1.0-abc"
 
 

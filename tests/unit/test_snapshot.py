@@ -20,3 +20,14 @@ def test_inputs_are_fingerprinted_by_content_and_missing_ones_named(tmp_path):
 def test_retraining_makes_the_training_cache_key_unique_to_the_run():
     assert cache_salt(True, "run-1") == cache_salt(True, "run-2") == ""
     assert cache_salt(False, "run-1") == "run-1" != cache_salt(False, "run-2")
+
+
+@pytest.mark.timeout(120)
+def test_an_unreachable_s3_endpoint_names_the_input(monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    with pytest.raises(OSError, match=r"cannot read pipeline input caption=s3://data/captions.parquet: .*connect"):
+        fingerprint_inputs({"caption": "s3://data/captions.parquet"})

@@ -1,4 +1,4 @@
-"""A tracking server that goes away in the middle of a step: training goes on, nothing is lost."""
+"""Real tracking servers that misbehave: one that refuses the credentials, one that goes away mid-step."""
 import time
 import uuid
 
@@ -7,6 +7,23 @@ import pytest
 from components.common import tracking
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(120)
+def test_wrong_credentials_fail_at_once_naming_the_server(s3_server, tmp_path, monkeypatch):
+    from tests.conftest import MlflowServer, make_bucket
+
+    server = MlflowServer(tmp_path, make_bucket(s3_server), admin_password="right-Password-1")
+    server.start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        with pytest.raises(tracking.TrackingUnavailable, match=f"{server.uri} refused the credentials"):
+            tracking.check_reachable(server.uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "right-Password-1")
+        tracking.check_reachable(server.uri)
+    finally:
+        server.stop()
 
 
 @pytest.mark.timeout(300)
