@@ -18,18 +18,31 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "demo.yaml"
 
 
+CODE_PATHS = ("components", "pipelines", "pyproject.toml", "docker")  # what goes into the images
+
+
 def git_commit() -> str:
-    """The checkout's commit (12 hex digits), with "-dirty" when the code differs from it; "unknown" outside git."""
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parents[1])
+    """The checkout's commit (12 hex digits); with uncommitted changes to the code, "-dirty-" and a hash of
+    them, so that each state of the code has its own name; "unknown" outside git."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=root).stdout
 
     try:
-        commit = git("rev-parse", "--short=12", "HEAD").stdout.strip()
+        commit = git("rev-parse", "--short=12", "HEAD").strip()
         if not commit:
             return "unknown"
-        dirty = git("status", "--porcelain", "--", "components", "pipelines", "pyproject.toml", "docker").stdout
-        return commit + ("-dirty" if dirty.strip() else "")
+        changes = git("diff", "HEAD", "--binary", "--", *CODE_PATHS)
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", *CODE_PATHS).split()
+        if not changes and not untracked:
+            return commit
+        h = hashlib.sha256(changes.encode())
+        for name in sorted(untracked):
+            h.update(name.encode() + (root / name).read_bytes())
+        return f"{commit}-dirty-{h.hexdigest()[:8]}"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from components.evaluate.scores import ROLES
+from components.common.scores import ROLES
 
 
 @dataclass
@@ -29,12 +29,9 @@ class RunResult:
 
 def for_run(kfp_run_id: str) -> RunResult:
     """The result of the pipeline run tagged with `kfp_run_id`."""
-    from mlflow.tracking import MlflowClient
-
     from components.common import tracking
 
-    tracking.configure()
-    client = MlflowClient()
+    client = tracking.mlflow_client()
     parent = tracking.find_pipeline_run(client, kfp_run_id)
     if parent is None:
         raise RuntimeError(f"no MLflow pipeline run for KFP run {kfp_run_id} at {tracking.tracking_uri()}")

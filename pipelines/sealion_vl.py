@@ -10,6 +10,7 @@ from kfp import dsl, kubernetes
 from components.common.component import finish_run, record_run
 from components.common.languages import LANGUAGES
 from components.evaluate.component import compare, evaluate
+from components.evaluate.tasks import DEFAULT_TASKS
 from components.register.component import gate, promote, register
 from components.snapshot.component import snapshot
 from components.train.component import train_cpt, train_sft
@@ -55,7 +56,7 @@ def sealion_vl(
     mixed_precision: str = "no",
     seed: int = 0,
     reuse_training: bool = True,
-    eval_tasks: str = "captions,multiple_choice,text",
+    eval_tasks: str = DEFAULT_TASKS,
     max_new_tokens: int = 32,
     text_tolerance: float = 2.0,
     caption_tolerance: float = 0.0,
@@ -109,13 +110,13 @@ def sealion_vl(
                                conversations_fingerprint=fp["sft_fingerprint"], max_steps=sft_max_steps,
                                batch_size=sft_batch_size, learning_rate=sft_learning_rate, **shared),
                      gpus=1, memory="64Gi")
-        models = {"base": (base_model, fp["base_fingerprint"]), "cpt": (cpt.outputs["model_uri"], ""),
-                  "candidate": (sft.outputs["model_uri"], ""), "champion": (fp["champion_uri"], "")}
-        evals = {role: _setup(evaluate(role=role, model_uri=uri, model_fingerprint=model_fp, eval_data=eval_data,
-                                       eval_fingerprint=fp["eval_fingerprint"], eval_tasks=eval_tasks,
-                                       languages=languages, max_new_tokens=max_new_tokens),
-                              gpus=1, memory="32Gi").set_display_name(f"evaluate-{role}")
-                 for role, (uri, model_fp) in models.items()}
+        models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
+                  "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
+                  "champion": dict(model_uri=fp["champion_uri"])}
+        evals = {role: _setup(evaluate(role=role, eval_data=eval_data, eval_fingerprint=fp["eval_fingerprint"],
+                                       eval_tasks=eval_tasks, languages=languages, max_new_tokens=max_new_tokens,
+                                       **model), gpus=1, memory="32Gi").set_display_name(f"evaluate-{role}")
+                 for role, model in models.items()}
         side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()}))
         verdict = _setup(gate(scores=side_by_side.outputs["scores"], text_tolerance=text_tolerance,
                               caption_tolerance=caption_tolerance))
@@ -127,4 +128,4 @@ def sealion_vl(
         with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
             _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
         tracked = [data, cpt, sft, *evals.values(), side_by_side]
-        _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked]), cache=False).after(reg)
+        _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked]), cache=False)

@@ -74,7 +74,7 @@ def load_image(uri: str):
     """An image as RGB PIL.Image; raises ValueError naming the URI if it cannot be decoded."""
     from PIL import Image, UnidentifiedImageError
 
-    data = storage.read_bytes(uri)  # FileNotFoundError (or botocore's NoSuchKey) passes through
+    data = storage.read_bytes(uri)  # FileNotFoundError passes through
     try:
         img = Image.open(io.BytesIO(data))
         img.load()

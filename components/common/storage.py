@@ -4,8 +4,8 @@ knows (gs://, az://, ...), plus `models:/<name>/<version>` for versions in the M
 Remote access goes through fsspec, one filesystem object per protocol and settings in each process (fsspec
 keeps it, and gives a forked DataLoader worker its own). `s3://` uses s3fs; an S3-compatible server (MinIO)
 is named by AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL; credentials come from the usual
-AWS_* variables. Steps call `localize` for a local copy of an input (a cache validated against each object's
-ETag and size, so a changed object is fetched again) and `publish` to copy a result to its destination.
+AWS_* variables. `localize` gives a local copy of an input (a cache validated against each object's ETag and
+size, so a changed object is fetched again); `publish` copies a local result to a destination URI.
 `fingerprint` identifies the content behind a URI: relative names, sizes and ETags or content hashes.
 """
 from __future__ import annotations
@@ -107,7 +107,9 @@ def cache_dir() -> Path:
 
 
 def _listing(fs, path: str) -> dict[str, dict]:
-    """{relative name: info} of the file at `path` (relative name "") or of every file under the folder."""
+    """{relative name: info} of the file at `path` (relative name "") or of every file under the folder, as the
+    store has it now (fsspec's listing cache is dropped first: another process may have changed it)."""
+    fs.invalidate_cache(path)
     if fs.isdir(path):
         found = fs.find(path, detail=True)
         root = path.rstrip("/") + "/"

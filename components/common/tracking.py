@@ -92,7 +92,8 @@ def check_reachable(uri: str | None = None, timeout: float = 10.0) -> None:
                                   f"{resp.text[:300]}")
 
 
-def _client():
+def mlflow_client():
+    """An MlflowClient for the configured tracking server and registry."""
     from mlflow.tracking import MlflowClient
 
     configure()
@@ -152,17 +153,15 @@ def pipeline_run_of(client, run) -> str | None:
 def _current_pipeline_run(client):
     """This process's pipeline run: the platform's (above MLFLOW_RUN_ID) or ours (by KFP_RUN_ID); or None."""
     injected = os.environ.get("MLFLOW_RUN_ID")
-    if injected:
-        pid = pipeline_run_of(client, client.get_run(injected))
-        return client.get_run(pid) if pid else None
-    return find_pipeline_run(client, kfp_run_id())
+    pid = pipeline_run_of(client, client.get_run(injected)) if injected else None
+    return client.get_run(pid) if pid else find_pipeline_run(client, kfp_run_id())
 
 
 def open_pipeline_run(experiment: str, run_name: str) -> str:
     """Create (or find, when called again in the same KFP run) the pipeline run; returns its id. Under KFP's
     MLflow integration the platform made it already."""
     check_reachable()
-    client = _client()
+    client = mlflow_client()
     run = _current_pipeline_run(client)
     if run is None:
         rid = kfp_run_id()
@@ -175,7 +174,7 @@ def open_pipeline_run(experiment: str, run_name: str) -> str:
 
 
 def tag_run(run_id: str, tags: dict[str, str]) -> None:
-    _log_batch(_client(), run_id, tags=tags)
+    _log_batch(mlflow_client(), run_id, tags=tags)
 
 
 @dataclass
@@ -328,7 +327,7 @@ def tracked_step(step: str) -> Iterator[StepRun]:
     FINISHED, or FAILED when the body raises (an exception with a `logged` attribute has that recorded first);
     buffered metrics are sent before it ends."""
     check_reachable()
-    client = _client()
+    client = mlflow_client()
     injected = os.environ.get("MLFLOW_RUN_ID")
     pipeline = _current_pipeline_run(client)
     pipeline_id = pipeline.info.run_id if pipeline else None
@@ -349,6 +348,7 @@ def tracked_step(step: str) -> Iterator[StepRun]:
     run = StepRun(client, run_id, pipeline_id, buffer)
     try:
         yield run
+        buffer.close()
     except BaseException as err:
         try:
             buffer.close()
@@ -358,7 +358,6 @@ def tracked_step(step: str) -> Iterator[StepRun]:
         except Exception as tracking_err:  # keep the step's own error in front
             log.error("could not record the failure of step %s in MLflow: %s", step, tracking_err)
         raise
-    buffer.close()
     client.set_terminated(run_id, status="FINISHED")
 
 
@@ -369,7 +368,7 @@ def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:
     import mlflow
 
     check_reachable()
-    client = _client()
+    client = mlflow_client()
     pipeline = _current_pipeline_run(client)
     if pipeline is None:
         raise RuntimeError(f"no pipeline run for {RUN_ID_ENV}={kfp_run_id()!r}")
@@ -381,10 +380,9 @@ def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:
             continue  # ran in this pipeline run: its metrics are there already
         step = run.data.tags.get(STEP_TAG, run.info.run_name)
         reused[step] = rid
-        try:
+        metrics = {}
+        if any(a.path == PIPELINE_METRICS_FILE for a in client.list_artifacts(rid)):
             metrics = mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{PIPELINE_METRICS_FILE}")
-        except Exception:  # the step had no pipeline metrics
-            metrics = {}
         _log_batch(client, pid, metrics=metrics, tags={f"{REUSED_TAG}{step}": rid})
     return reused
 
@@ -393,7 +391,7 @@ def finish_pipeline_run(state: str) -> str | None:
     """Record the pipeline's final KFP state on its run and close it (KFP's MLflow integration closes its own
     pipeline run: then only the tag is set). Returns the MLflow status, or None when there is no run."""
     check_reachable()
-    client = _client()
+    client = mlflow_client()
     pipeline = _current_pipeline_run(client)
     if pipeline is None:
         return None
@@ -408,9 +406,12 @@ def champion(name: str, alias: str = "champion") -> tuple[str, str]:
     """(version, `models:/` URI) of registered model `name`@`alias`, or ("", "") when the alias is not set."""
     import mlflow
 
-    client = _client()
+    client = mlflow_client()
     try:
         version = client.get_model_version_by_alias(name, alias).version
-    except mlflow.exceptions.MlflowException:
-        return "", ""
+    except mlflow.exceptions.MlflowException as err:
+        # no such registered model, or no such alias on it; anything else (a 5xx, refused access) is raised
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return "", ""
+        raise
     return str(version), f"models:/{name}/{version}"

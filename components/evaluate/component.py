@@ -2,7 +2,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Model, Output
 
 from components.common.images import CPU_IMAGE, GPU_IMAGE
 
@@ -10,28 +10,31 @@ from components.common.images import CPU_IMAGE, GPU_IMAGE
 @dsl.component(base_image=GPU_IMAGE)
 def evaluate(
     role: str,
-    model_uri: str,
-    model_fingerprint: str,
     eval_data: str,
     eval_fingerprint: str,
     eval_tasks: str,
     languages: str,
     max_new_tokens: int,
     scores: Output[Artifact],
+    model: Input[Model] = None,
+    model_uri: str = "",
+    model_fingerprint: str = "",
 ) -> NamedTuple("Outputs", mlflow_run_id=str):
-    """Score one model on the configured evaluation tasks.
+    """Score one model on the configured evaluation tasks: a model artifact of this pipeline, or one by URI.
 
     Args:
         role: what the model is in this comparison: base, cpt, candidate or champion.
-        model_uri: the model, a save_pretrained folder (local, s3://) or models:/<name>/<version>; '' scores nothing.
-        model_fingerprint: content fingerprint of model_uri when its content can change under the same URI (the
-            base model); part of KFP's cache key. '' for URIs that never change content.
         eval_data: folder holding each task's items file.
         eval_fingerprint: content fingerprint of eval_data from the snapshot step; part of KFP's cache key.
         eval_tasks: comma-separated evaluation task names (components/evaluate/tasks).
         languages: comma-separated languages to score; '' scores every language of the items.
         max_new_tokens: generated replies are cut after this many tokens.
         scores: the model's score table and per-item outputs (JSON).
+        model: a model trained in this pipeline (train_cpt, train_sft); when given, model_uri is not used.
+        model_uri: a model by URI: a save_pretrained folder (local, s3://) or models:/<name>/<version>; '' with no
+            model scores nothing (no champion yet).
+        model_fingerprint: content fingerprint of model_uri when its content can change under the same URI (the
+            base model); part of KFP's cache key. '' for URIs that never change content.
 
     Returns:
         mlflow_run_id: the id of this step's MLflow run.
@@ -43,10 +46,10 @@ def evaluate(
 
     cfg = EvalConfig(tasks=eval_tasks, languages=languages, max_new_tokens=max_new_tokens)
     with tracked_step(f"evaluate-{role}") as step:
-        result = evaluate_model(model_uri, eval_data, cfg)
-        step.record(result.logged(role, eval_data, cfg))
+        result = evaluate_model(model.path if model is not None else model_uri, eval_data, cfg)
+        step.record(result.logged(role, eval_data, cfg, model.uri if model is not None else model_uri))
     Path(scores.path).write_text(result.to_json(), encoding="utf-8")
-    scores.metadata.update({"role": role, "model": model_uri})
+    scores.metadata.update({"role": role, "model": result.model})
     return (step.run_id,)
 
 

@@ -16,16 +16,16 @@ from pydantic import BaseModel, Field
 
 from components.common import records, storage
 from components.common.languages import LANGUAGES
+from components.common.scores import Scores, aggregate
 from components.common.tracking import Logged
 from components.evaluate import inference
-from components.evaluate.scores import Scores, aggregate
-from components.evaluate.tasks import EvalTask, get_task, registry
+from components.evaluate.tasks import DEFAULT_TASKS, EvalTask, get_task
 
 log = logging.getLogger(__name__)
 
 
 class EvalConfig(BaseModel):
-    tasks: str = Field("captions,multiple_choice,text", description="comma-separated task names (tasks/)")
+    tasks: str = Field(DEFAULT_TASKS, description="comma-separated task names (tasks/)")
     languages: str = Field(",".join(LANGUAGES), description="comma-separated languages to score; '' = all")
     max_new_tokens: int = Field(32, description="generated replies are cut here")
     batch_size: int = 32
@@ -51,8 +51,10 @@ class ModelScores:
         doc = json.loads(text)
         return cls(doc["model"], doc["scores"], doc["samples"])
 
-    def logged(self, role: str, eval_data: str, cfg: EvalConfig) -> Logged:
-        return Logged(params={"role": role, "model": self.model or "(none)", "eval_data": eval_data,
+    def logged(self, role: str, eval_data: str, cfg: EvalConfig, model_uri: str = "") -> Logged:
+        """The role, the model (`model_uri` where it was read from a local copy) and the config as params; the
+        table as `eval/<role>/...` pipeline metrics."""
+        return Logged(params={"role": role, "model": model_uri or self.model or "(none)", "eval_data": eval_data,
                               **cfg.model_dump()},
                       pipeline_metrics={f"eval/{role}/{k}": v for k, v in self.table.items()})
 
@@ -101,6 +103,7 @@ def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig) -> ModelScor
                                 f"(files {[t.filename for t in tasks]}) and languages {languages or 'all'}")
     model, processor = inference.load(storage.localize(model_uri))
     result = ModelScores(model=model_uri)
+    groups: dict[str, str] = {}  # reported task name -> the overall figure it counts towards
     for task in tasks:
         rows = items[task.name]
         log.info("%s: %d %s items", model_uri, len(rows), task.name)
@@ -109,8 +112,9 @@ def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig) -> ModelScor
         for (name, lang), idx in _by_group(rows, task.name).items():
             value, per_item = task.score([rows[i] for i in idx], [answers[i] for i in idx], lang)
             result.table[f"{name}/{lang}/{task.metric}"] = value
+            groups[name] = task.group
             result.samples += [{"task": name, "lang": lang, **s} for s in per_item]
-    result.table.update(aggregate(result.table, {t.metric: t.group for t in registry().values()}))
+    result.table.update(aggregate(result.table, groups))
     return result
 
 

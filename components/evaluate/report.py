@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from components.evaluate.scores import Scores
+from components.common.scores import Scores
 
 
 def markdown(scores: Scores, title: str = "Evaluation") -> str:

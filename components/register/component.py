@@ -20,12 +20,12 @@ def gate(scores: Input[Artifact], text_tolerance: float, caption_tolerance: floa
     Returns:
         True when the candidate may be promoted.
     """
-    import json
     from pathlib import Path
 
+    from components.common.scores import Scores
     from components.register.core import decide
 
-    tables = json.loads(Path(scores.path).read_text(encoding="utf-8"))["scores"]
+    tables = Scores.from_json(Path(scores.path).read_text(encoding="utf-8")).by_role
     decision = decide(tables["candidate"], tables["base"], text_tolerance, caption_tolerance)
     Path(reasons.path).write_text(decision.markdown(), encoding="utf-8")
     print("\n".join(decision.reasons))
@@ -60,16 +60,16 @@ def register(
     Returns:
         The new model version.
     """
-    import json
     from pathlib import Path
 
+    from components.common.scores import Scores
     from components.common.tracking import Logged, kfp_run_id, tracked_step
     from components.register.core import create_version, version_tags
 
     reasons = Path(gate_reasons.path).read_text(encoding="utf-8")
     lineage = {"data_fingerprint": data_fingerprint, "base_model": base_model, "base_fingerprint": base_fingerprint,
                "git_commit": git_commit, "pipeline_run_id": kfp_run_id()}
-    tables = json.loads(Path(scores.path).read_text(encoding="utf-8"))["scores"]
+    tables = Scores.from_json(Path(scores.path).read_text(encoding="utf-8")).by_role
     with tracked_step("register") as step:
         step.record(Logged(params={"registered_model_name": registered_model_name},
                            pipeline_metrics={"gate/promote": float(promote)},

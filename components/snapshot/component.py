@@ -42,7 +42,7 @@ def snapshot(
         replay_fingerprint: content fingerprint of replay_data ('' when none).
         champion_version: the registered version that is champion now ('' when none).
         champion_uri: models:/<name>/<version> of the champion ('' when none).
-        cache_salt: '' when earlier training may be reused, else this KFP run's id.
+        cache_salt: '' when earlier training may be reused, else a value new to this run.
     """
     from components.common import tracking
     from components.snapshot.core import cache_salt, fingerprint_inputs
@@ -51,7 +51,7 @@ def snapshot(
     fingerprints = fingerprint_inputs({"caption": caption_manifest, "sft": sft_conversations, "eval": eval_data,
                                        "base": base_model, "replay": replay_data})
     version, uri = tracking.champion(registered_model_name)
-    salt = cache_salt(reuse_training, tracking.kfp_run_id())
+    salt = cache_salt(reuse_training)
     tracking.tag_run(pipeline_run, {**{f"lineage.{name}_fingerprint": fp for name, fp in fingerprints.items()},
                                     "lineage.champion_version": version, "reuse_training": str(reuse_training)})
     return (fingerprints["caption"], fingerprints["sft"], fingerprints["eval"], fingerprints["base"],

@@ -26,7 +26,9 @@ def fingerprint_inputs(inputs: dict[str, str]) -> dict[str, str]:
     return {name: storage.fingerprint(uri) if uri else "" for name, uri in inputs.items()}
 
 
-def cache_salt(reuse_training: bool, kfp_run_id: str) -> str:
-    """The training steps' `cache_salt`: '' lets KFP reuse an identical earlier training; the run's own id,
-    new every run, makes their cache keys new, so they train again."""
-    return "" if reuse_training else kfp_run_id
+def cache_salt(reuse_training: bool) -> str:
+    """The training steps' `cache_salt`: '' lets KFP reuse an identical earlier training; a fresh random value
+    (the snapshot step is never cached, so it is new every run) makes their cache keys new: they train again."""
+    import uuid
+
+    return "" if reuse_training else uuid.uuid4().hex

@@ -28,7 +28,7 @@ def train_cpt(
     cache_salt: str,
     model: Output[Model],
     metrics: Output[Metrics],
-) -> NamedTuple("Outputs", model_uri=str, mlflow_run_id=str):
+) -> NamedTuple("Outputs", mlflow_run_id=str):
     """Stage 1: continued pre-training on the curated image-caption pairs, from the base model.
 
     Args:
@@ -48,7 +48,6 @@ def train_cpt(
         metrics: first and final loss and wall time, for the Kubeflow UI.
 
     Returns:
-        model_uri: where the trained model is (the URI of `model`), for steps that take a model by URI.
         mlflow_run_id: the id of this step's MLflow run.
     """
     from pathlib import Path
@@ -63,7 +62,7 @@ def train_cpt(
         result = cpt(base_model, captions.path, Path(model.path), cfg, log_metrics=step.log_metrics)
         step.record(result.logged("cpt", cfg, init_model=base_model, data=captions.uri), kfp_metrics=metrics)
     model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": result.steps})
-    return (model.uri, step.run_id)
+    return (step.run_id,)
 
 
 @dsl.component(base_image=GPU_IMAGE)
@@ -82,7 +81,7 @@ def train_sft(
     cache_salt: str,
     model: Output[Model],
     metrics: Output[Metrics],
-) -> NamedTuple("Outputs", model_uri=str, mlflow_run_id=str):
+) -> NamedTuple("Outputs", mlflow_run_id=str):
     """Stage 2: supervised fine-tuning on instruction conversations, from the CPT model.
 
     Args:
@@ -102,7 +101,6 @@ def train_sft(
         metrics: first and final loss and wall time, for the Kubeflow UI.
 
     Returns:
-        model_uri: where the trained model is (the URI of `model`), for steps that take a model by URI.
         mlflow_run_id: the id of this step's MLflow run.
     """
     from pathlib import Path
@@ -118,4 +116,4 @@ def train_sft(
         step.record(result.logged("sft", cfg, init_model=init_model.uri, data=conversations),
                     kfp_metrics=metrics)
     model.metadata.update({"stage": "sft", "steps": result.steps})
-    return (model.uri, step.run_id)
+    return (step.run_id,)

@@ -83,6 +83,14 @@ def test_caching_is_keyed_on_content_never_on_the_run(compiled):
             "snapshot"
     assert tasks["snapshot"]["inputs"]["parameters"]["pipeline_run_name"]["runtimeValue"]["constant"] == \
         "{{$.pipeline_job_name}}"
+    # trained models reach their evaluation as artifacts (KFP stages them); base and champion by URI
+    evals = {t["taskInfo"]["name"]: t["inputs"] for t in tasks.values() if t["taskInfo"]["name"].startswith("evaluate")}
+    assert evals["evaluate-cpt"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "train-cpt"
+    assert evals["evaluate-candidate"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "train-sft"
+    assert evals["evaluate-base"]["parameters"]["model_fingerprint"]["taskOutputParameter"]["producerTask"] == \
+        "snapshot"
+    assert evals["evaluate-champion"]["parameters"]["model_uri"]["taskOutputParameter"]["outputParameterKey"] == \
+        "champion_uri"
 
 
 def test_kubernetes_settings_are_compiled_in(compiled):

@@ -18,8 +18,8 @@ def test_inputs_are_fingerprinted_by_content_and_missing_ones_named(tmp_path):
 
 
 def test_retraining_makes_the_training_cache_key_unique_to_the_run():
-    assert cache_salt(True, "run-1") == cache_salt(True, "run-2") == ""
-    assert cache_salt(False, "run-1") == "run-1" != cache_salt(False, "run-2")
+    assert cache_salt(True) == cache_salt(True) == ""
+    assert len({cache_salt(False) for _ in range(3)}) == 3 and "" not in {cache_salt(False)}
 
 
 @pytest.mark.timeout(120)

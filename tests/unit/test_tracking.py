@@ -85,6 +85,14 @@ def test_the_run_kfp_injects_is_the_step_run(local_mlflow, monkeypatch):
     assert step.run_id == task and step.pipeline_run_id == pipeline
     assert client.get_run(task).data.tags["kfp.step"] == "cpt"
     assert client.get_run(pipeline).data.metrics == {"cpt/final_loss": 0.25}
+    # an injected run with no tagged ancestor still finds the pipeline run by the KFP run id
+    lone = client.create_run(exp, run_name="train-sft").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", lone)
+    monkeypatch.setenv(tracking.RUN_ID_ENV, "kfp-123")
+    with tracked_step("sft") as step:
+        pass
+    assert step.run_id == lone and step.pipeline_run_id == pipeline
+    monkeypatch.setenv("MLFLOW_RUN_ID", task)
     # closing the pipeline run is the platform's job: the exit handler only records the final state
     assert tracking.finish_pipeline_run("FAILED") == "FAILED"
     run = client.get_run(pipeline)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+DEFAULT_TASKS = "captions,multiple_choice,text"  # what the pipeline evaluates unless told otherwise
+
 
 @dataclass(frozen=True)
 class Generate:

@@ -11,16 +11,16 @@ ROLES = ("base", "cpt", "candidate", "champion")  # report column order
 
 def aggregate(table: dict[str, float], groups: dict[str, str]) -> dict[str, float]:
     """`<task>/all/<metric>` means over languages, and `overall/<group>`: the mean of every per-language value
-    whose metric counts towards that group (`groups` maps metric -> group, e.g. cider -> captioning)."""
+    of the tasks that count towards that group (`groups` maps task -> group, e.g. demo_captions -> captioning)."""
     by_task: dict[tuple[str, str], list[float]] = {}
     for key, value in table.items():
         task, _lang, metric = key.split("/")
         by_task.setdefault((task, metric), []).append(value)
     out = {f"{task}/all/{metric}": sum(v) / len(v) for (task, metric), v in by_task.items()}
     by_group: dict[str, list[float]] = {}
-    for (_task, metric), values in by_task.items():
-        if metric in groups:
-            by_group.setdefault(groups[metric], []).extend(values)
+    for (task, _metric), values in by_task.items():
+        if task in groups:
+            by_group.setdefault(groups[task], []).extend(values)
     out.update({f"overall/{group}": sum(v) / len(v) for group, v in by_group.items()})
     return out
 
@@ -34,9 +34,6 @@ class Scores:
     @property
     def roles(self) -> list[str]:
         return [r for r in ROLES if r in self.by_role] + [r for r in self.by_role if r not in ROLES]
-
-    def flat_metrics(self) -> dict[str, float]:
-        return {f"eval/{role}/{key}": value for role, table in self.by_role.items() for key, value in table.items()}
 
     def to_json(self) -> str:
         return json.dumps({"scores": self.by_role, "samples": self.samples}, ensure_ascii=False, indent=1)
