@@ -26,6 +26,8 @@ def run_pipeline(args: dict, cache: bool = False) -> str:
     """Run the pipeline with `args`; with `cache`, kfp.local reuses the outputs of tasks whose inputs are
     unchanged. Returns the run's KFP run id, which tags its MLflow pipeline run. Raises RuntimeError when a
     task fails."""
+    import warnings
+
     import kfp.local
 
     from components.common import tracking
@@ -37,6 +39,9 @@ def run_pipeline(args: dict, cache: bool = False) -> str:
     os.environ["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()  # the steps are subprocesses: pass it on
     run_id = uuid.uuid4().hex
     os.environ[tracking.RUN_ID_ENV] = run_id  # what the pod label gives a step on a cluster
+    # kfp.local reminds, for every task, that Kubernetes settings and custom images do nothing on this machine
+    warnings.filterwarnings("ignore", message="Task .* have no effect in the current local runner")
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline_root"),
                    enable_caching=cache, cache_root=str(home / "kfp_cache" / code_fingerprint()))
     try:
