@@ -251,6 +251,10 @@ class MetricBuffer:
                     warned = True
                 delay = min(delay * 2, 300.0)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         self._closed = True
         self._wake.set()
@@ -270,12 +274,12 @@ def _param(value) -> str:
 
 
 def _log_batch(client, run_id: str, metrics: dict | None = None, params: dict | None = None,
-               tags: dict | None = None, step: int = 0) -> None:
+               tags: dict | None = None) -> None:
     """log_batch within MLflow's limits (1000 metrics, 100 params, 100 tags per call)."""
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
-    ms = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
+    ms = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     ps = [Param(k, _param(v)) for k, v in (params or {}).items()]
     ts = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
     for start in range(0, len(ms), 1000):
@@ -351,7 +355,8 @@ def tracked_step(step: str) -> Iterator[StepRun]:
         buffer.close()
     except BaseException as err:
         try:
-            buffer.close()
+            if not buffer.closed:  # the body failed (not the final send, which already reported itself)
+                buffer.close()
             if isinstance(getattr(err, "logged", None), Logged):
                 run.record(err.logged)  # what a failing core still has to show (e.g. Data Docs of failed data)
             client.set_terminated(run_id, status="FAILED")
