@@ -4,6 +4,8 @@
     seavl image-tag                                          the tag to build docker/ images with
     seavl run [--config FILE] [--set key=value ...] [--cache]  the whole pipeline on this machine (demo by default)
     seavl demo                                               build (or find) the demo corpus and tiny model
+    seavl validate INPUT --out DIR [--languages ...] [--workers N] [--config FILE] [--set key=value ...]
+                                                             curate and validate a caption corpus or SFT set
 """
 from __future__ import annotations
 
@@ -145,6 +147,59 @@ def run(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="pipe
     args = load_arguments(config, set_, demo_root)
     args.setdefault("git_commit", git_commit())
     show_result(run_pipeline(args, cache=cache))
+
+
+@app.command()
+def validate(input_uri: str = typer.Argument(..., metavar="INPUT", help="a JSONL/Parquet manifest, or a folder or "
+                                             "prefix of manifests or WebDataset .tar shards; local or s3://"),
+             out: Path = typer.Option(..., "--out", "-o", help="output folder: curated/, quarantine.parquet, "
+                                      "metrics.json, data_docs/, report.html"),
+             languages: str | None = typer.Option(None, help="comma-separated ISO 639-1 codes accepted"),
+             workers: int = typer.Option(1, help="worker processes checking units in parallel"),
+             config: Path | None = typer.Option(None, "--config", "-c", help="validation settings (YAML)"),
+             set_: list[str] = typer.Option([], "--set", "-s", help="override one setting: key=value")):
+    """Curate and validate a caption corpus (CPT) or instruction set (SFT), as the pipeline's validate step does.
+
+    Exit status: 0 when the dataset expectations hold; 1 when a critical one fails (the outputs are still
+    written); 2 when the input or the settings cannot be used."""
+    import yaml
+    from pydantic import ValidationError
+
+    from components.validate_data.core import DataValidationError, ValidateConfig
+    from components.validate_data.core import validate as run_validation
+    from components.validate_data.sources import InputError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # great-expectations logs a lot at INFO
+    try:
+        settings = yaml.safe_load(config.read_text()) if config else {}
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError(f"{config} must hold key: value settings")
+        settings = settings or {}
+        for item in set_:
+            if "=" not in item:
+                raise ValueError(f"--set takes key=value, got {item!r}")
+            key, value = item.split("=", 1)
+            settings[key.strip()] = parse_value(value)
+        if languages is not None:
+            settings["languages"] = languages
+        cfg = ValidateConfig(**settings)
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        report = run_validation(input_uri, out, cfg, workers=workers, progress=True)
+    except DataValidationError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    except (InputError, ValidationError, ValueError, OSError, yaml.YAMLError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{report.rows_in} rows in: {report.rows_curated} curated, {report.rows_quarantined} quarantined"
+               + (f", {report.rows_not_selected} not selected" if report.rows_not_selected else "")
+               + f" ({report.kind}, {report.rows_in / max(report.seconds, 1e-9):.0f} rows/s)")
+    if report.reasons:
+        typer.echo("quarantined by reason: " + ", ".join(f"{k} {v}" for k, v in report.reasons.items()))
+    for damaged in report.shards_damaged:
+        typer.echo(f"warning: {damaged}", err=True)
+    typer.echo(f"curated: {out / 'curated'}  quarantine: {out / 'quarantine.parquet'}  report: {out / 'report.html'}")
 
 
 def show_result(kfp_run_id: str) -> None:

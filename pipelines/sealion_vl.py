@@ -14,8 +14,9 @@ from components.evaluate.tasks import DEFAULT_TASKS
 from components.register.component import gate, promote, register
 from components.snapshot.component import snapshot
 from components.train.component import train_cpt, train_sft
-from components.validate_data.component import validate_data
+from components.validate_data.component import check_data, merge_data, plan_data
 
+VALIDATION_PARALLELISM = 16  # check tasks at a time (KFP fixes a ParallelFor's parallelism at compile time)
 MLFLOW_SECRET = "seavl-mlflow"  # infra/base/secrets.example.env: MLflow URI and S3 credentials
 
 
@@ -35,6 +36,16 @@ def _setup(task, cache: bool = True, gpus: int = 0, memory: str = "8Gi"):
     return task
 
 
+def _validate(kind: str, input_uri, fingerprint, languages, settings, groups, eval_data=""):
+    """plan -> check each group of units in parallel -> merge (dedupe, dataset expectations, curated output)."""
+    planned = _setup(plan_data(input_uri=input_uri, input_fingerprint=fingerprint, kind=kind, languages=languages,
+                               settings=settings, groups=groups)).set_display_name(f"plan-{kind}")
+    with dsl.ParallelFor(planned.output, parallelism=VALIDATION_PARALLELISM) as group:
+        checked = _setup(check_data(group=group)).set_display_name(f"check-{kind}")
+    return _setup(merge_data(input_uri=input_uri, eval_data=eval_data, work=dsl.Collected(checked.outputs["work"]))
+                  ).set_display_name(f"merge-{kind}")
+
+
 @dsl.pipeline(name="sealion-vl", description="Continued pre-training and SFT of a Gemma-3 vision-language "
               "model for Southeast Asia, evaluated against its base and registered in MLflow.")
 def sealion_vl(
@@ -44,7 +55,9 @@ def sealion_vl(
     base_model: str = "s3://sealion-vl/models/gemma-sea-lion-v4-27b-it",
     registered_model_name: str = "gemma-sea-lion-v4-vl",
     languages: str = ",".join(LANGUAGES),
-    max_caption_chars: int = 1000,
+    caption_validation: dict = {},  # noqa: B006 (KFP reads the default; it is never mutated)
+    sft_validation: dict = {},  # noqa: B006
+    validation_groups: int = 64,
     cpt_max_steps: int = 800,
     cpt_batch_size: int = 16,
     cpt_learning_rate: float = 2e-3,
@@ -66,13 +79,17 @@ def sealion_vl(
     """Train a Gemma-3 VLM for Southeast Asia in two stages, evaluate it beside its base, register it.
 
     Args:
-        caption_manifest: CPT image-caption manifest (JSONL or Parquet, local or s3://); image paths relative to it.
-        sft_conversations: SFT conversations, JSONL in the messages format or MAmmoTH-VL `conversations`.
+        caption_manifest: CPT image-caption pairs: a JSONL/Parquet manifest (image paths relative to it) or a folder
+            of them, or a folder of WebDataset .tar shards (img2dataset); local or s3://.
+        sft_conversations: SFT conversations (messages format or MAmmoTH-VL `conversations`), JSONL or Parquet.
         eval_data: folder with each evaluation task's items (captions.jsonl, mc.jsonl, text.jsonl).
         base_model: the starting model, a save_pretrained folder (Gemma-SEA-LION-v4-IT in production).
         registered_model_name: MLflow Model Registry name; the gate moves its `champion` alias.
         languages: comma-separated ISO 639-1 codes that captions may be in and that evaluation scores.
-        max_caption_chars: longest caption validation accepts.
+        caption_validation: settings of caption curation, e.g. {"min_sea_score": 0.3, "max_caption_chars": 1000}
+            (every key of ValidateConfig in components/validate_data/core.py).
+        sft_validation: settings of SFT validation, e.g. {"sample_size": 540000, "mixture": "a=0.5,b=0.5"}.
+        validation_groups: how many groups the inputs are split into, each checked by its own task.
         cpt_max_steps: optimizer steps of continued pre-training (stage 1).
         cpt_batch_size: samples per device per micro-batch in stage 1.
         cpt_learning_rate: peak learning rate of stage 1.
@@ -98,16 +115,18 @@ def sealion_vl(
                                mlflow_experiment=mlflow_experiment,
                                pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), cache=False)
         fp = snap.outputs
-        data = _setup(validate_data(caption_manifest=caption_manifest, caption_fingerprint=fp["caption_fingerprint"],
-                                    languages=languages, max_caption_chars=max_caption_chars))
+        data = _validate("captions", caption_manifest, fp["caption_fingerprint"], languages, caption_validation,
+                         validation_groups, eval_data)
+        chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
+                          validation_groups)
         shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
                       replay_fraction=replay_fraction, mixed_precision=mixed_precision, seed=seed,
                       cache_salt=fp["cache_salt"])
         cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
                                captions=data.outputs["curated"], max_steps=cpt_max_steps, batch_size=cpt_batch_size,
                                learning_rate=cpt_learning_rate, **shared), gpus=1, memory="64Gi")
-        sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=sft_conversations,
-                               conversations_fingerprint=fp["sft_fingerprint"], max_steps=sft_max_steps,
+        sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
+                               max_steps=sft_max_steps,
                                batch_size=sft_batch_size, learning_rate=sft_learning_rate, **shared),
                      gpus=1, memory="64Gi")
         models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
@@ -127,5 +146,5 @@ def sealion_vl(
                               base_fingerprint=fp["base_fingerprint"], git_commit=git_commit), cache=False)
         with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
             _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
-        tracked = [data, cpt, sft, *evals.values(), side_by_side]
+        tracked = [data, chats, cpt, sft, *evals.values(), side_by_side]
         _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked]), cache=False)

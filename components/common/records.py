@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,54 @@ def read_table(uri: str):
         rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
         return pd.DataFrame(rows)
     raise ValueError(f"unknown manifest format for {uri}: expected .jsonl or .parquet")
+
+
+def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
+    """The records of a JSONL file, a Parquet file or a folder of Parquet files (a curated dataset), streamed
+    in batches."""
+    if str(uri).endswith((".jsonl", ".json")):
+        fs, path = storage.filesystem(uri)
+        with fs.open(path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+        return
+    import pyarrow.dataset as ds
+
+    fs, path = storage.filesystem(uri)
+    dataset = ds.dataset(path, filesystem=fs, format="parquet")
+    for batch in dataset.to_batches(columns=columns, batch_size=8192):
+        yield from batch.to_pylist()
+
+
+@lru_cache(maxsize=64)
+def _shard_index(uri: str) -> dict[str, tuple[int, int]]:
+    """{member name: (offset, size)} of an uncompressed tar shard, from its headers alone."""
+    import tarfile
+
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        return {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isfile()}
+
+
+def read_image_bytes(uri: str, member: str | None = None) -> bytes:
+    """The bytes of an image file, or of member `member` of the tar shard at `uri`."""
+    if not member:
+        return storage.read_bytes(uri)
+    fs, path = storage.filesystem(uri)
+    if str(uri).endswith(".tar"):
+        try:
+            offset, size = _shard_index(uri)[member]
+        except KeyError:
+            raise FileNotFoundError(f"{member} is not in shard {uri}") from None
+        return fs.cat_file(path, start=offset, end=offset + size)
+    import tarfile
+
+    with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:   # compressed: no random access
+        for info in tar:
+            if info.name == member:
+                return tar.extractfile(info).read()
+    raise FileNotFoundError(f"{member} is not in shard {uri}")
 
 
 def read_jsonl(uri: str) -> list[dict]:
@@ -70,11 +119,12 @@ def resolve(manifest_uri: str, relative: str) -> str:
     return storage.join(storage.parent(manifest_uri), relative)
 
 
-def load_image(uri: str):
-    """An image as RGB PIL.Image; raises ValueError naming the URI if it cannot be decoded."""
+def load_image(uri: str, member: str | None = None):
+    """An image (a file, or a member of a tar shard) as RGB PIL.Image; raises ValueError naming the URI if it
+    cannot be decoded."""
     from PIL import Image, UnidentifiedImageError
 
-    data = storage.read_bytes(uri)  # FileNotFoundError passes through
+    data = read_image_bytes(uri, member)  # FileNotFoundError passes through
     try:
         img = Image.open(io.BytesIO(data))
         img.load()

@@ -34,7 +34,7 @@ def train_cpt(
     Args:
         base_model: the starting model, a save_pretrained folder (local or s3://).
         base_fingerprint: content fingerprint of base_model (snapshot step); part of KFP's cache key.
-        captions: the curated caption manifest (validate_data).
+        captions: the curated caption pairs (validate_data: a folder of Parquet files).
         replay_data: text-only conversations (JSONL) mixed in to keep the base's text ability; '' for none.
         replay_fingerprint: content fingerprint of replay_data (snapshot step); part of KFP's cache key.
         replay_fraction: replay samples added, as a fraction of the stage's own samples.
@@ -68,8 +68,7 @@ def train_cpt(
 @dsl.component(base_image=GPU_IMAGE)
 def train_sft(
     init_model: Input[Model],
-    conversations: str,
-    conversations_fingerprint: str,
+    conversations: Input[Dataset],
     replay_data: str,
     replay_fingerprint: str,
     replay_fraction: float,
@@ -86,8 +85,7 @@ def train_sft(
 
     Args:
         init_model: the model to start from (train_cpt).
-        conversations: SFT conversations, JSONL in the messages format or MAmmoTH-VL `conversations`.
-        conversations_fingerprint: content fingerprint of conversations (snapshot step); part of KFP's cache key.
+        conversations: the curated conversations (validate_data: Parquet, the messages format).
         replay_data: text-only conversations (JSONL) mixed in to keep the base's text ability; '' for none.
         replay_fingerprint: content fingerprint of replay_data (snapshot step); part of KFP's cache key.
         replay_fraction: replay samples added, as a fraction of the stage's own samples.
@@ -112,8 +110,8 @@ def train_sft(
                       mixed_precision=mixed_precision, replay_data=replay_data, replay_fraction=replay_fraction,
                       seed=seed)
     with tracked_step("sft") as step:
-        result = sft(init_model.path, conversations, Path(model.path), cfg, log_metrics=step.log_metrics)
-        step.record(result.logged("sft", cfg, init_model=init_model.uri, data=conversations),
+        result = sft(init_model.path, conversations.path, Path(model.path), cfg, log_metrics=step.log_metrics)
+        step.record(result.logged("sft", cfg, init_model=init_model.uri, data=conversations.uri),
                     kfp_metrics=metrics)
     model.metadata.update({"stage": "sft", "steps": result.steps})
     return (step.run_id,)

@@ -5,30 +5,44 @@ from components.common import records
 from components.common.chat import attach_images, caption_conversation
 from components.common.languages import caption_prompt
 
+CAPTION_COLUMNS = ["image", "member", "caption", "lang"]
+
 
 class CaptionSamples:
-    """CPT samples from a curated caption manifest (image URIs already resolved by validate_data)."""
+    """CPT samples from the curated caption dataset (validate_data's Parquet folder: image URIs resolved, or a
+    shard URI and member). Holds the four columns it reads in memory; streaming them is the trainer's next step."""
 
-    def __init__(self, manifest_uri: str):
-        self.rows = records.read_jsonl(manifest_uri)
-        for row in self.rows[:1]:
-            records.require(row, records.CAPTION_REQUIRED, manifest_uri)
+    def __init__(self, dataset_uri: str):
+        self.rows = list(records.iter_rows(dataset_uri, columns=CAPTION_COLUMNS))
+        if not self.rows:
+            raise ValueError(f"{dataset_uri} holds no caption pairs")
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> list[dict]:
         row = self.rows[i]
-        image = records.load_image(row["image"])
+        image = records.load_image(row["image"], row.get("member"))
         return attach_images(caption_conversation(row["caption"], caption_prompt(row["lang"])), [image])
 
 
+def _conversation(row: dict) -> dict:
+    if "messages" not in row:
+        return records.llava_to_messages(row)
+    if isinstance(row["messages"], str):   # the curated Parquet keeps messages as JSON
+        import json
+
+        return {**row, "messages": json.loads(row["messages"])}
+    return row
+
+
 class ChatSamples:
-    """SFT samples: the messages format, or LLaVA-style `conversations` (MAmmoTH-VL), converted on read."""
+    """SFT samples: the curated conversations (Parquet), or a JSONL file in the messages format or LLaVA-style
+    `conversations` (MAmmoTH-VL), converted on read. Image paths are taken relative to the file."""
 
     def __init__(self, manifest_uri: str):
         self.manifest_uri = manifest_uri
-        self.rows = [r if "messages" in r else records.llava_to_messages(r) for r in records.read_jsonl(manifest_uri)]
+        self.rows = [_conversation(r) for r in records.iter_rows(manifest_uri)]
         for row in self.rows[:1]:
             records.require(row, records.SFT_REQUIRED, manifest_uri)
 

@@ -1,54 +1,63 @@
-"""The caption manifest's data rules: one line each, with its intent, as great-expectations expectations.
+"""The dataset-level expectations: one line each, with its intent, as great-expectations expectations.
 
+Row-level problems never stop a run: rows.py quarantines them with a reason. These rules judge the dataset
+as a whole, on three small tables the merge step builds (never the 10M rows): `summary` (one row of counts),
+`languages` (one row per requested language) and `sample` (the first curated rows, for the schema).
 `critical` rules stop the pipeline before any GPU time is spent; the others are reported as warnings.
-Derived columns (`image_status`, `caption_chars`) are computed by core.py before validation.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from components.common.records import CAPTION_REQUIRED
-
 
 @dataclass(frozen=True)
 class Rule:
+    table: str                # summary | languages | sample
     expectation: str          # great_expectations.expectations class name
     kwargs: dict[str, Any]
     critical: bool
     intent: str
 
 
-def caption_rules(languages: list[str], min_chars: int, max_chars: int) -> list[Rule]:
-    return [
-        Rule("ExpectTableColumnsToMatchSet", dict(column_set=list(CAPTION_REQUIRED), exact_match=False), True,
-             "every record has the fields CPT reads"),
-        Rule("ExpectTableRowCountToBeBetween", dict(min_value=1), True,
+def dataset_rules(columns: list[str], max_quarantined: float, min_share: float, languages: list[str],
+                  min_rows: int = 1) -> list[Rule]:
+    rules = [
+        Rule("sample", "ExpectTableColumnsToMatchOrderedList", dict(column_list=columns), True,
+             "the curated files have exactly the schema training reads"),
+        Rule("summary", "ExpectColumnValuesToBeBetween", dict(column="rows_curated", min_value=min_rows), True,
              "there is something to train on"),
-        Rule("ExpectColumnValuesToNotBeNull", dict(column="id"), True, "every record can be traced"),
-        Rule("ExpectColumnValuesToBeUnique", dict(column="id"), True,
-             "ids identify records (lineage, dedupe, resume)"),
-        Rule("ExpectColumnValuesToNotBeNull", dict(column="caption"), True, "a pair without text teaches nothing"),
-        Rule("ExpectColumnValuesToBeBetween", dict(column="caption_chars", min_value=min_chars, max_value=max_chars),
-             True, "captions are non-empty and short enough to fit the sequence budget"),
-        Rule("ExpectColumnValuesToBeInSet", dict(column="lang", value_set=languages), True,
-             "only the languages the model is trained for"),
-        Rule("ExpectColumnValuesToBeInSet", dict(column="image_status", value_set=["ok"]), True,
-             "every image exists and decodes"),
-        Rule("ExpectCompoundColumnsToBeUnique", dict(column_list=["image", "lang", "caption"]), False,
-             "the same pair twice is weighted twice (warning: dropped from the curated manifest)"),
-        Rule("ExpectColumnValuesToNotBeNull", dict(column="source"), False, "provenance is known"),
+        Rule("summary", "ExpectColumnPairValuesToBeEqual", dict(column_A="rows_in", column_B="rows_accounted"), True,
+             "nothing is lost: rows in = curated + quarantined (+ not selected)"),
+        Rule("summary", "ExpectColumnValuesToBeBetween",
+             dict(column="quarantined_fraction", min_value=0.0, max_value=max_quarantined), True,
+             "a few broken rows are expected at scale; many mean a broken source or a wrong setting"),
+        Rule("summary", "ExpectColumnValuesToBeBetween", dict(column="ids_in_both", min_value=0, max_value=0), True,
+             "a row is either curated or quarantined, never both"),
+        Rule("summary", "ExpectColumnValuesToBeBetween", dict(column="shards_damaged", min_value=0, max_value=0),
+             False, "every shard read to its end (a damaged shard loses the samples after the damage)"),
+        Rule("sample", "ExpectColumnValuesToNotBeNull", dict(column="id"), True, "every row can be traced"),
+        Rule("sample", "ExpectColumnValuesToBeUnique", dict(column="id"), True, "ids identify rows"),
     ]
+    if languages:
+        rules += [
+            Rule("languages", "ExpectColumnValuesToBeBetween", dict(column="share", min_value=min_share), True,
+                 "every requested language is present with at least its minimum share"),
+            Rule("sample", "ExpectColumnValuesToBeInSet", dict(column="lang", value_set=languages), True,
+                 "only the languages the run trains"),
+            Rule("sample", "ExpectColumnValuesToNotBeNull", dict(column="lang_score", mostly=0.5), False,
+                 "language identification confirms most rows (it abstains on short text and unknown languages)"),
+        ]
+    return rules
 
 
-def build_suite(name: str, rules: list[Rule]):
+def build_suite(name: str, rules: list[tuple[int, Rule]]):
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     suite = gx.ExpectationSuite(name=name)
-    for i, rule in enumerate(rules):
+    for i, rule in rules:
         # meta.rule ties each result back to its rule: GX may evaluate expectations in another order.
-        expectation = getattr(gxe, rule.expectation)(**rule.kwargs, meta={"rule": i, "critical": rule.critical,
-                                                                          "intent": rule.intent})
-        suite.add_expectation(expectation)
+        suite.add_expectation(getattr(gxe, rule.expectation)(**rule.kwargs, meta={
+            "rule": i, "critical": rule.critical, "intent": rule.intent}))
     return suite
