@@ -453,6 +453,8 @@ def merge(input_uri: str, kind: str, group_dirs: list[Path], out: Outputs, cfg: 
 
     started = started or time.time()
     stats = [json.loads((Path(d) / "stats.json").read_text()) for d in group_dirs]
+    if not sum(s["rows_in"] for s in stats) and not any(s["damaged"] for s in stats):
+        raise InputError(f"{input_uri} holds no records")
     files = _candidate_files(group_dirs)
     keys = _keys(files, kind)
     eval_hashes = eval_image_hashes(records.split_list(cfg.eval_sets)) if cfg.eval_sets else (set(), [])

@@ -87,15 +87,20 @@ def failure_message(report, out, cfg) -> str:
         if r["error"]:
             lines.append(f"    could not be evaluated: {r['error']}")
         column = r["kwargs"].get("column")
-        if column == "quarantined_fraction" or column == "rows_curated":
-            lines.append(f"    quarantined {report.rows_quarantined / max(report.rows_in, 1):.1%} "
-                         f"(limit {cfg.max_quarantined_fraction:.0%}); by reason: {report.reasons}")
-            if out.quarantine.exists():
+        if column == "rows_curated":
+            lines.append(f"    no row passed; by reason: {report.reasons}")
+        if column in ("quarantined_fraction", "rows_curated"):
+            if column == "quarantined_fraction":
+                lines.append(f"    quarantined {report.rows_quarantined / max(report.rows_in, 1):.1%} "
+                             f"(limit {cfg.max_quarantined_fraction:.0%}); by reason: {report.reasons}")
+            if out.quarantine.exists() and r is failed[0]:
                 rows = pq.read_table(out.quarantine, columns=["id", "reason", "detail"]).slice(0, cfg.examples)
                 lines += [f"      {row}" for row in rows.to_pylist()]
         elif column == "share":
-            lines.append(f"    curated rows per language: {report.per_language}; minimum share "
-                         f"{cfg.min_language_share:.1%}; missing or short: {r['partial_unexpected'][:cfg.examples]}")
+            total = max(report.rows_curated, 1)
+            short = [x for x in cfg.language_list if report.per_language.get(x, 0) / total < cfg.min_language_share]
+            lines.append(f"    language(s) {short} below the minimum share {cfg.min_language_share:.1%}; curated "
+                         f"rows per language: {report.per_language}")
         elif r["expectation"] == "expect_column_pair_values_to_be_equal":
             lines.append(f"    rows in {report.rows_in} != curated {report.rows_curated} + quarantined "
                          f"{report.rows_quarantined} + not selected {report.rows_not_selected}")

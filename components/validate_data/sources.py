@@ -101,7 +101,7 @@ def plan_units(uri: str, image_root: str = "") -> list[Unit]:
     for f in files:
         if kind == "jsonl":
             size = storage.filesystem(f)[0].size(storage.filesystem(f)[1])
-            for start in range(0, max(size, 1), JSONL_SPLIT_BYTES):
+            for start in range(0, size, JSONL_SPLIT_BYTES):
                 units.append(Unit("jsonl", f, len(units), root, start, min(start + JSONL_SPLIT_BYTES, size), source))
         elif kind == "parquet":
             groups = _row_groups(f)

@@ -29,9 +29,13 @@ def _tasks(spec) -> dict:
 def test_compile_writes_yaml_that_loads_back(compiled):
     out, spec, platform = compiled
     assert "exit-handler-1" in spec["root"]["dag"]["tasks"] and "kubernetes" in platform["platforms"]
-    for step in ("snapshot", "validate-data", "train-cpt", "train-sft", "evaluate", "compare", "gate", "register",
-                 "promote", "record-run", "finish-run"):
+    for step in ("snapshot", "plan-data", "check-data", "merge-data", "train-cpt", "train-sft", "evaluate", "compare",
+                 "gate", "register", "promote", "record-run", "finish-run"):
         assert f"comp-{step}" in spec["components"]
+    # validation fans out: a ParallelFor over the plan's groups, at most 16 check tasks at a time
+    loops = [t for t in spec["components"]["comp-exit-handler-1"]["dag"]["tasks"].values()
+             if "parameterIterator" in t]
+    assert len(loops) == 2 and all(t["iteratorPolicy"]["parallelismLimit"] == 16 for t in loops)
     params = spec["root"]["inputDefinitions"]["parameters"]
     # every parameter a user sees in the UI has a default; the commit is recorded at compile time
     assert all("defaultValue" in p for p in params.values())

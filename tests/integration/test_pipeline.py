@@ -96,11 +96,12 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert parent.data.tags["lineage.caption_fingerprint"] and parent.data.tags["lineage.champion_version"] == ""
     steps = _steps(client, res.parent_run_id)
     assert sorted(steps) == ["compare", "cpt", "evaluate-base", "evaluate-candidate", "evaluate-champion",
-                             "evaluate-cpt", "promote", "register", "sft", "validate_data"]
+                             "evaluate-cpt", "promote", "register", "sft", "validate_captions",
+                             "validate_conversations"]
     assert all(s.info.status == "FINISHED" for s in steps.values())
     history = client.get_metric_history(steps["cpt"].info.run_id, "train/loss")
     assert [m.step for m in history] == list(range(10, 801, 10))  # streamed through the metric buffer
-    assert {"cpt/final_loss", "data/rows_out", "gate/promote", "eval/candidate/demo_captions/th/cider"} \
+    assert {"cpt/final_loss", "data/rows_curated", "gate/promote", "eval/candidate/demo_captions/th/cider"} \
         <= set(parent.data.metrics)
 
     # the registered weights are in the bucket, beside the report and the Data Docs
@@ -123,7 +124,8 @@ def test_rerun_with_unchanged_inputs_trains_nothing_and_still_reports(pipeline_r
     fresh_steps = _steps(client, fresh.parent_run_id)
     # KFP served validation, both trainings and the three evaluations from its cache: linked, not repeated
     assert cached.reused == {step: fresh_steps[step].info.run_id for step in
-                             ("validate_data", "cpt", "sft", "evaluate-base", "evaluate-cpt", "evaluate-candidate")}
+                             ("validate_captions", "validate_conversations", "cpt", "sft", "evaluate-base",
+                              "evaluate-cpt", "evaluate-candidate")}
     assert set(_steps(client, cached.parent_run_id)) == {"evaluate-champion", "compare", "register", "promote"}
     # ... and it is a pipeline run of its own, with every score (copied from the reused runs)
     for role in ("base", "cpt", "candidate"):
@@ -144,9 +146,9 @@ def test_a_changed_caption_validates_and_trains_again(pipeline_runs, tracking_se
     before, after = (client.get_run(r.parent_run_id).data.tags for r in (fresh, changed))
     assert before["lineage.caption_fingerprint"] != after["lineage.caption_fingerprint"]
     assert before["lineage.base_fingerprint"] == after["lineage.base_fingerprint"]
-    # only the base model's evaluation could be reused: it does not depend on the captions
-    assert set(changed.reused) == {"evaluate-base"}
-    for step in ("validate_data", "cpt", "sft"):
+    # only the SFT data's validation and the base model's evaluation could be reused: they do not read captions
+    assert set(changed.reused) == {"validate_conversations", "evaluate-base"}
+    for step in ("validate_captions", "cpt", "sft"):
         assert len(_runs_of_step(client, step)) == 2, step  # the fresh run's and this one's
 
 
@@ -160,7 +162,8 @@ def test_bad_manifest_stops_the_pipeline_before_training(demo, tmp_path, monkeyp
     for r in rows:
         (tmp_path / "data" / r["image"]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src / r["image"], tmp_path / "data" / r["image"])
-    rows[0]["lang"] = "klingon"
+    for r in rows[:10]:
+        r["lang"] = "klingon"   # half the rows: far more than the 10% a run may set aside
     manifest = tmp_path / "data" / "bad.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     args = _demo_args(demo, "it-bad-data")
@@ -170,16 +173,18 @@ def test_bad_manifest_stops_the_pipeline_before_training(demo, tmp_path, monkeyp
     run_dirs = list((tmp_path / "seavl" / "pipeline_root").glob("sealion-vl-*"))
     assert len(run_dirs) == 1
     started = {p.name for p in run_dirs[0].iterdir()}
-    assert "validate-data" in started and not {"train-cpt", "train-sft", "register"} & started
+    assert "merge-data" in started and not {"train-cpt", "train-sft", "register"} & started
     # the pipeline run and the validation run are marked failed; nothing was trained
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("it-bad-data").experiment_id])
     by_step = {r.data.tags.get("kfp.step"): r for r in runs}
-    assert "validate_data" in by_step and not {"cpt", "sft"} & set(by_step)
-    assert by_step[None].info.status == "FAILED" and by_step["validate_data"].info.status == "FAILED"
-    # the failed run still holds every expectation's result, with the offending value quoted
+    assert "validate_captions" in by_step and not {"cpt", "sft"} & set(by_step)
+    assert by_step[None].info.status == "FAILED" and by_step["validate_captions"].info.status == "FAILED"
+    # the failed run still holds every expectation's result and the reasons rows were set aside
     import mlflow
 
-    results = mlflow.artifacts.load_dict(f"runs:/{by_step['validate_data'].info.run_id}/validation.json")["results"]
-    failed = [r for r in results if not r["success"]]
-    assert [r["kwargs"].get("column") for r in failed] == ["lang"] and failed[0]["partial_unexpected"] == ["klingon"]
+    run_id = by_step["validate_captions"].info.run_id
+    validation = mlflow.artifacts.load_dict(f"runs:/{run_id}/validation.json")
+    failed = [r["kwargs"].get("column") for r in validation["results"] if not r["success"]]
+    assert "quarantined_fraction" in failed and validation["reasons"] == {"language_not_accepted": 10}
+    assert any(a.path == "data_docs" for a in MlflowClient().list_artifacts(run_id))

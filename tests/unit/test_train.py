@@ -9,14 +9,21 @@ from components.train.loop import TrainConfig
 
 @pytest.fixture(scope="module")
 def curated(demo, tmp_path_factory):
-    """The first 256 caption pairs with absolute image paths, as validate_data writes them."""
+    """The first 256 caption pairs, curated by validate_data (a folder of Parquet files)."""
     from pathlib import Path
 
-    out = tmp_path_factory.mktemp("data") / "curated.jsonl"
+    from components.validate_data.core import ValidateConfig, validate
+
+    work = tmp_path_factory.mktemp("data")
     root = Path(demo.captions).parent
     rows = [json.loads(line) for line in Path(demo.captions).read_text().splitlines()[:256]]
-    out.write_text("".join(json.dumps({**r, "image": str(root / r["image"])}) + "\n" for r in rows))
-    return str(out)
+    manifest = work / "first-256.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "image": str(root / r["image"])}) + "\n" for r in rows))
+    # synthetic shapes: no Southeast-Asian context, and look-alike scenes (see pipelines/configs/demo.yaml)
+    report = validate(str(manifest), work / "out", ValidateConfig(min_sea_score=0.0, near_duplicate_bits=-1,
+                                                                  image_root=str(root)))
+    assert report.rows_curated == 256
+    return str(work / "out" / "curated")
 
 
 def test_cpt_loss_falls_and_the_model_is_saved(demo, curated, tmp_path):
