@@ -45,6 +45,7 @@ test-integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_trainer
 	$(BIN)/python -m tests.benchmarks.bench_cached_rerun
+	$(BIN)/python -m tests.benchmarks.bench_validate
 
 clean:
 	rm -rf $(VENV) .seavl build *.egg-info

@@ -138,7 +138,8 @@ def localize(uri: str, dest: Path | None = None) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"{uri} does not exist")
         return path
-    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    identity = _registered_identity(uri) if uri.startswith(REGISTRY_SCHEME) else uri
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     dest = Path(dest) if dest is not None else cache_dir() / "remote" / key / name
     if uri.startswith(REGISTRY_SCHEME):
@@ -165,6 +166,24 @@ def localize(uri: str, dest: Path | None = None) -> Path:
         del index[rel]
     index_path.write_text(json.dumps(index))
     return dest
+
+
+def _registered_identity(uri: str) -> str:
+    """What names a registered version's bytes: the registry it lives in and the version's source and run, not
+    just `models:/name/version` (another tracking server, or a recreated registry, reuses those)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    ref = uri[len(REGISTRY_SCHEME):].strip("/")
+    client = MlflowClient()
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+    else:
+        name, version = ref.rsplit("/", 1)
+        mv = client.get_model_version(name, version)
+    return "|".join([mlflow.get_registry_uri(), mv.name, str(mv.version), mv.source, str(mv.run_id),
+                     str(mv.creation_timestamp)])
 
 
 def _localize_registered(uri: str, dest: Path) -> Path:

@@ -21,7 +21,7 @@ from components.validate_data.schema import cut
 
 LEXICON = Path(__file__).with_name("data") / "sea_lexicon.tsv"
 ACCEPTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "I;16"}
-ALLOWED_CONTROL = {"\t", "\n", "\r"}
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode category Cc, less tab and newlines
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def check_caption(value, min_chars: int, max_chars: int) -> str | Reject:
     except UnicodeEncodeError as err:   # lone surrogates from JSON escapes
         return Reject("caption_not_utf8", f"not encodable as UTF-8 ({err.reason} at character {err.start})")
     text = unicodedata.normalize("NFC", value.strip())
-    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in ALLOWED_CONTROL), None)
+    control = CONTROL.search(text)
     if control is not None:
-        return Reject("caption_control_chars", f"control character U+{ord(control):04X} in {cut(text, 80)!r}")
+        return Reject("caption_control_chars", f"control character U+{ord(control.group()):04X} in {cut(text, 80)!r}")
     if len(text) > max_chars:
         return Reject("caption_too_long", f"{len(text)} characters, limit {max_chars}: {cut(text, 80)!r}")
     if len(text) < min_chars:
@@ -139,7 +139,18 @@ def inspect_image(data: bytes, *, min_side: int, max_aspect: float, max_pixels: 
 # --- language ------------------------------------------------------------------------------------------------
 
 CONFUSABLE = [{"ms", "id"}]   # the detector cannot tell these apart reliably: it abstains between them
-DETECTOR_EXTRA = ("en", "es", "fr", "de", "pt", "nl", "ja", "ko", "ru", "ar", "hi")  # so foreign text is named
+# Languages written in a script of their own: a caption mostly in that script is in that language, no model
+# needed (the detector's cost grows with every language it weighs). Han is shared with Japanese: a caption
+# declared `zh` with kana goes to the detector.
+SCRIPTS = {"th": ("\u0e00", "\u0e7f"), "ta": ("\u0b80", "\u0bff"), "lo": ("\u0e80", "\u0eff"),
+           "km": ("\u1780", "\u17ff"), "my": ("\u1000", "\u109f"), "zh": ("\u4e00", "\u9fff")}
+
+
+def script_share(text: str, lang: str) -> float:
+    """The share of `text`'s letters that are in `lang`'s own script."""
+    low, high = SCRIPTS[lang]
+    letters = [c for c in text if c.isalpha()]
+    return sum(low <= c <= high for c in letters) / max(len(letters), 1)
 
 
 @dataclass(frozen=True)
@@ -153,16 +164,21 @@ class LanguageIdentifier:
     """lingua (models shipped in the wheel, nothing downloaded). Abstains for languages it does not know
     (Javanese, Sundanese, Burmese, Khmer, Lao), between confusable pairs (Malay/Indonesian) and on short text.
 
-    Rows are scored with lingua's fast low-accuracy mode (trigrams, ~19k rows/s); a row it would reject is
-    scored again in high-accuracy mode (~2k rows/s), which decides. Low-accuracy mode alone takes short
-    Tagalog for Malay (75 of the demo's 2,560 captions); high-accuracy mode on every row is ~9x slower."""
+    Rows are scored with lingua's fast low-accuracy mode (trigrams); a row it would reject is scored again in
+    high-accuracy mode, which decides. Low-accuracy mode alone takes short Tagalog for Malay (75 of the demo's
+    2,560 captions); high-accuracy mode on every row is ~9x slower. The detector weighs the accepted languages
+    plus `extra` (English by default): each language added slows it, and text in a language it does not weigh
+    is taken for the nearest one it does (add e.g. es,fr,de,pt to have such text named and set aside).
+    Captions declared in a language with a script of its own (Thai, Tamil, Chinese, Lao, Khmer, Burmese)
+    and mostly written in it are accepted without the model."""
 
-    def __init__(self, accepted: list[str], min_chars: int, min_confidence: float, high_accuracy: bool = False):
+    def __init__(self, accepted: list[str], min_chars: int, min_confidence: float, high_accuracy: bool = False,
+                 extra: list[str] = ("en",)):
         from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
         self.accepted, self.min_chars, self.min_confidence = set(accepted), min_chars, min_confidence
         self.known: dict[str, object] = {}
-        for code in dict.fromkeys([*accepted, *DETECTOR_EXTRA]):
+        for code in dict.fromkeys([*accepted, *extra]):
             iso = getattr(IsoCode639_1, code.upper(), None)
             if iso is not None:
                 self.known[code] = Language.from_iso_code_639_1(iso)
@@ -175,13 +191,20 @@ class LanguageIdentifier:
         values = {self.code_of[v.language]: v.value for v in detector.compute_language_confidence_values(text)}
         return values, (max(values, key=values.get) if values else None)
 
-    def group(self, code: str) -> set[str]:
+    def group(self, code: str | None) -> set[str]:
         return next((g for g in CONFUSABLE if code in g), {code})
 
     def check(self, text: str, declared: str | None) -> LanguageVerdict:
         if declared is not None and declared not in self.accepted:
             return LanguageVerdict(declared, None, Reject("language_not_accepted",
                                                           f"declared {declared!r}; accepted: {sorted(self.accepted)}"))
+        if declared in SCRIPTS and "ja" not in self.known:
+            share = script_share(text, declared)
+            if share >= 0.5:                                 # written in its own script
+                return LanguageVerdict(declared, share)
+            if share < 0.1 and len(text) >= self.min_chars:   # hardly a letter of it
+                return LanguageVerdict(declared, share, Reject("language_mismatch", f"declared {declared!r} but "
+                                                               f"{share:.0%} of the letters are in its script"))
         if declared is not None and declared not in self.known:
             return LanguageVerdict(declared, None)           # the detector does not know it: abstain
         if len(text) < self.min_chars:
@@ -191,7 +214,8 @@ class LanguageIdentifier:
                                                           f"few to identify one (minimum {self.min_chars})"))
             return LanguageVerdict(declared, None)
         values, top = self._scores(self.detector, text)
-        if self.detector is not self.precise and not (declared is not None and top in self.group(declared)):
+        would_reject = top is not None and values[top] >= self.min_confidence and top not in self.group(declared)
+        if self.detector is not self.precise and (declared is None or would_reject):
             values, top = self._scores(self.precise, text)   # about to reject or to name a language: be sure
         if declared is None:
             if top is None or values[top] < self.min_confidence:
@@ -217,10 +241,11 @@ TOKEN = re.compile(r"[^\s!-/:-@\[-`{-~，。、！？：；（）「」“”‘
 
 
 @lru_cache(maxsize=4)
-def load_lexicon(path: str = str(LEXICON)) -> tuple[dict[str, float], dict[str, float], dict[str, float], int]:
-    """(word terms, substring terms, language priors, longest word term in tokens) from the TSV lexicon."""
+def load_lexicon(path: str = str(LEXICON)) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict]:
+    """(word terms, substring terms, language priors, {first word: lengths in words of the terms it starts})
+    from the TSV lexicon."""
     words, substrings, priors = {}, {}, {}
-    longest = 1
+    starts: dict[str, set[int]] = {}
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
@@ -233,21 +258,21 @@ def load_lexicon(path: str = str(LEXICON)) -> tuple[dict[str, float], dict[str, 
         else:
             key = " ".join(TOKEN.findall(term))
             words[key] = max(float(weight), words.get(key, 0.0))
-            longest = max(longest, len(key.split()))
-    return words, substrings, priors, longest
+            starts.setdefault(key.split()[0], set()).add(len(key.split()))
+    return words, substrings, priors, {w: sorted(n) for w, n in starts.items()}
 
 
 def sea_relevance(texts: list[str], lang: str | None, lexicon=None) -> tuple[float, list[str]]:
     """(score in [0, 1), matched terms): 1 - exp(-sum of the weights of the distinct lexicon terms found in
     `texts` (caption and metadata), plus the prior of the caption's language)."""
-    words, substrings, priors, longest = lexicon or load_lexicon()
+    words, substrings, priors, starts = lexicon or load_lexicon()
     found: dict[str, float] = {}
     for text in texts:
         text = unicodedata.normalize("NFKC", text).casefold()
         tokens = TOKEN.findall(text)
-        for n in range(1, longest + 1):
-            for i in range(len(tokens) - n + 1):
-                gram = " ".join(tokens[i:i + n])
+        for i, token in enumerate(tokens):
+            for n in starts.get(token, ()):
+                gram = " ".join(tokens[i:i + n]) if n > 1 else token
                 if gram in words:
                     found[gram] = words[gram]
         if UNSPACED.search(text):

@@ -48,7 +48,9 @@ class ValidateConfig(BaseModel):
     max_pixels: int = Field(89_478_485, description="decompression-bomb limit (Pillow's default)")
     lang_min_chars: int = Field(20, description="shorter text is too little to identify its language")
     lang_min_confidence: float = Field(0.6, description="confidence the detector needs to overrule a declared lang")
-    lang_high_accuracy: bool = Field(False, description="lingua's high-accuracy mode (about 3x slower)")
+    lang_high_accuracy: bool = Field(False, description="lingua's high-accuracy mode on every row (~9x slower)")
+    lang_extra: str = Field("en", description="languages the detector also weighs so that text in them is named "
+                                              "(and set aside unless accepted); each one slows it")
     min_sea_score: float = Field(0.3, description="Southeast-Asian relevance threshold: 0.39 is a caption in a "
                                                   "language of the region, 0.63 one term such as a place or dish")
     clip_model: str = Field("", description="transformers CLIP folder for image-text similarity; empty: none")

@@ -73,7 +73,7 @@ class RowChecker:
     def __init__(self, cfg, unit: Unit):
         self.cfg, self.unit = cfg, unit
         self.languages = checks.LanguageIdentifier(cfg.language_list, cfg.lang_min_chars, cfg.lang_min_confidence,
-                                                   cfg.lang_high_accuracy)
+                                                   cfg.lang_high_accuracy, records.split_list(cfg.lang_extra))
         self.lexicon = checks.load_lexicon()
         self.fs = storage.filesystem(unit.uri)[0]
         self.base = storage.parent(unit.uri)
@@ -104,43 +104,50 @@ class RowChecker:
         c = self.cfg
         return checks.inspect_image(data, min_side=c.min_side, max_aspect=c.max_aspect, max_pixels=c.max_pixels)
 
-    def caption(self, record: Record, ordinal: int) -> Verdict:
-        """A caption pair: id, caption, language, relevance (cheap) before the image is read and decoded."""
+    def caption_text(self, record: Record) -> dict | Reject:
+        """The table checks of a caption pair (id, caption, language, relevance), before any image is read."""
         if record.problem:
-            return Verdict(reject=Reject(*record.problem))
+            return Reject(*record.problem)
         fields = record.fields
         rid = record_id(fields)
         if isinstance(rid, Reject):
-            return Verdict(reject=rid)
+            return rid
         caption = checks.check_caption(fields.get("caption"), self.cfg.min_caption_chars, self.cfg.max_caption_chars)
         if isinstance(caption, Reject):
-            return Verdict(reject=caption)
+            return caption
         declared = declared_language(fields)
         if isinstance(declared, Reject):
-            return Verdict(reject=declared)
+            return declared
         lang = self.languages.check(caption, declared)
         if lang.reject:
-            return Verdict(reject=lang.reject)
+            return lang.reject
         metadata = [str(fields[f]) for f in METADATA_FIELDS if fields.get(f)]
         sea, terms = checks.sea_relevance([caption, *metadata], lang.lang, self.lexicon)
         if sea < self.cfg.min_sea_score:
-            return Verdict(reject=Reject("low_sea_relevance", f"score {sea:.2f} < {self.cfg.min_sea_score} "
-                                                              f"(terms found: {terms or 'none'})"))
-        got = self.read_image(record, fields.get("image"))
+            return Reject("low_sea_relevance", f"score {sea:.2f} < {self.cfg.min_sea_score} (terms found: "
+                                               f"{terms or 'none'})")
+        source = fields.get("source")
+        return {"id": rid, "caption": caption, "lang": lang.lang, "lang_score": lang.score, "sea_score": sea,
+                "source": str(source) if source else self.unit.source}
+
+    def caption(self, record: Record, ordinal: int) -> Verdict:
+        """A caption pair: the table checks (cheap) first, then the image is read, decoded and hashed."""
+        text = self.caption_text(record)
+        if isinstance(text, Reject):
+            return Verdict(reject=text)
+        got = self.read_image(record, record.fields.get("image"))
         if isinstance(got, Reject):
             return Verdict(reject=got)
         uri, data = got
         info = self.image(data)
         if isinstance(info, Reject):
             return Verdict(reject=info)
-        source = fields.get("source")
-        return Verdict(row={
-            "id": rid, "image": uri, "member": record.member, "caption": caption, "lang": lang.lang,
-            "source": str(source) if source else self.unit.source, "sea_score": sea, "lang_score": lang.score,
-            "clip_score": None, "sha256": info.sha256, "phash": info.phash, "width": info.width,
-            "height": info.height, ORDINAL: ordinal, UNIT: self.unit.uri, PAIR_KEY: checks.pair_key(info.sha256,
-                                                                                                    caption)},
-                       image=data)
+        row = {"id": text["id"], "image": uri, "member": record.member, "caption": text["caption"],
+               "lang": text["lang"], "source": text["source"], "sea_score": text["sea_score"],
+               "lang_score": text["lang_score"], "clip_score": None, "sha256": info.sha256, "phash": info.phash,
+               "width": info.width, "height": info.height, ORDINAL: ordinal, UNIT: self.unit.uri,
+               PAIR_KEY: checks.pair_key(info.sha256, text["caption"])}
+        return Verdict(row=row, image=data)
 
     def conversation(self, record: Record, ordinal: int) -> Verdict:
         """An instruction sample (messages format or LLaVA-style `conversations`)."""

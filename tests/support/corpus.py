@@ -17,14 +17,20 @@ CAPTIONS = {
 }
 
 
-def jpeg(seed: int, size: tuple[int, int] = (128, 96), quality: int = 90) -> bytes:
-    """A JPEG of random coloured blocks: every seed gives a perceptually different image."""
+def jpeg(seed: int, size: tuple[int, int] = (128, 96), quality: int = 90, grain: int = 0) -> bytes:
+    """A JPEG of random coloured blocks: every seed gives a perceptually different image. `grain` adds noise of
+    that amplitude, which makes the file about as large as a photograph of the same size."""
     from PIL import Image
 
     rng = random.Random(seed)
     img = Image.new("RGB", (8, 6))
     img.putdata([tuple(rng.randrange(256) for _ in range(3)) for _ in range(48)])
-    img = img.resize(size, Image.NEAREST)
+    img = img.resize(size, Image.BILINEAR)
+    if grain:
+        import numpy as np
+
+        noise = np.random.default_rng(seed).integers(-grain, grain + 1, size=(size[1], size[0], 3))
+        img = Image.fromarray(np.clip(np.asarray(img, dtype=np.int16) + noise, 0, 255).astype(np.uint8))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()

@@ -56,7 +56,11 @@ def test_language_identification_and_when_it_abstains():
     assert ident.check("ok", None).reject.reason == "language_unknown"
     named = ident.check("Một người phụ nữ bán phở trên vỉa hè ở Hà Nội", None)
     assert named.lang == "vi" and named.reject is None
-    french = ident.check("Ceci est une phrase en français sur le marché", None).reject
+    assert ident.check("ผู้หญิงขายส้มตำที่ตลาดในกรุงเทพ", "th") == checks.LanguageVerdict("th", 1.0)  # its script
+    assert ident.check("A woman selling som tam at a market", "th").reject.reason == "language_mismatch"
+    # languages the detector also weighs are named, and set aside unless accepted
+    wider = checks.LanguageIdentifier(["en", "id"], min_chars=20, min_confidence=0.6, extra=["en", "fr"])
+    french = wider.check("Ceci est une phrase en français sur le marché", None).reject
     assert french.reason == "language_not_accepted" and "identified 'fr'" in french.detail
     assert ident.check("Seorang penjual sate", "de").reject.reason == "language_not_accepted"
 

@@ -48,7 +48,7 @@ def mixed(tmp_path_factory):
     (img / "bomb.png").write_bytes(_bomb_png())
     (img / "tiny.jpg").write_bytes(corpus.jpeg(1001, size=(40, 30)))
     (img / "long.jpg").write_bytes(corpus.jpeg(1002, size=(400, 80)))
-    (img / "near.jpg").write_bytes(corpus.jpeg(5, quality=60))   # row 5's image, re-encoded
+    (img / "near.jpg").write_bytes(corpus.jpeg(5, quality=85))   # row 5's image, re-encoded
     (img / "eval.jpg").write_bytes(corpus.jpeg(2000))             # an image of an evaluation set
     Image.new("F", (100, 100)).save(img / "float.tiff")
     eval_dir = root / "eval"
