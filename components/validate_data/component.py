@@ -33,13 +33,15 @@ def plan_data(
         groups: how many groups to split the units into (each one a parallel task).
 
     Returns:
-        Each group as JSON: {"config": the complete validation settings, "units": [...]}.
+        Each group as JSON: {"config": the complete validation settings, "units": [...], "fingerprint": the
+        input's}. The fingerprint makes each check task's cache key follow the content, not only the byte
+        ranges it reads.
     """
     from components.validate_data.core import ValidateConfig, plan, task_groups
 
     cfg = ValidateConfig(**{**settings, "kind": kind, "languages": languages})
     found, grouped = plan(input_uri, cfg, groups)
-    return task_groups(cfg.model_copy(update={"kind": found}), grouped)
+    return task_groups(cfg.model_copy(update={"kind": found}), grouped, input_fingerprint)
 
 
 @dsl.component(base_image=CPU_IMAGE)

@@ -176,10 +176,12 @@ def plan(input_uri: str, cfg: ValidateConfig, groups: int) -> tuple[str, list[li
     return kind, [units[i:i + size] for i in range(0, len(units), size)]
 
 
-def task_groups(cfg: ValidateConfig, groups: list[list[Unit]]) -> list[str]:
-    """Each group as one JSON string carrying the settings: what a pipeline's check task receives."""
+def task_groups(cfg: ValidateConfig, groups: list[list[Unit]], fingerprint: str) -> list[str]:
+    """Each group as one JSON string carrying the settings and the input's content fingerprint: what a
+    pipeline's check task receives (its cache key, so a changed input is checked again)."""
     config = json.loads(cfg.model_dump_json())
-    return [json.dumps({"config": config, "units": [json.loads(u.to_json()) for u in g]}) for g in groups]
+    return [json.dumps({"config": config, "units": [json.loads(u.to_json()) for u in g], "fingerprint": fingerprint})
+            for g in groups]
 
 
 def check_task_group(group: str, work_dir: Path) -> dict:

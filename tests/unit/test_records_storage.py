@@ -104,8 +104,9 @@ def test_fingerprints_follow_content_and_relative_names(s3_server, bucket, tmp_p
 
 def test_registered_versions_are_cached_per_registry(tmp_path, monkeypatch):
     """`models:/m/1` of one tracking server is not `models:/m/1` of another: each is downloaded on its own."""
-    import mlflow
     from mlflow.tracking import MlflowClient
+
+    from components.common import tracking
 
     monkeypatch.setenv("SEAVL_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
@@ -113,7 +114,7 @@ def test_registered_versions_are_cached_per_registry(tmp_path, monkeypatch):
     for store in ("a", "b"):
         uri = f"sqlite:///{tmp_path / store}.db"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
+        tracking.configure()   # tracking and registry both on this store
         weights = tmp_path / f"weights-{store}"
         weights.mkdir()
         (weights / "model.safetensors").write_text(f"weights of {store}")
@@ -124,5 +125,4 @@ def test_registered_versions_are_cached_per_registry(tmp_path, monkeypatch):
         client.create_registered_model("m")
         client.create_model_version("m", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
         got.append((storage.localize("models:/m/1") / "model.safetensors").read_text())
-    mlflow.set_tracking_uri("")
     assert got == ["weights of a", "weights of b"]
