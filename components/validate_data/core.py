@@ -212,26 +212,35 @@ class _Writer:
         if len(self.rows) >= WRITE_ROWS:
             self.flush()
 
+    def add_table(self, table) -> None:
+        """Rows already in an arrow table of this schema (written as they are)."""
+        self.flush()
+        if table.num_rows:
+            self._open()
+            self.writer.write_table(table)
+            self.count += table.num_rows
+
+    def _open(self) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(str(self.path) + ".partial", self.schema)
+
     def flush(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if not self.rows:
             return
         table = pa.Table.from_pylist(self.rows, schema=self.schema)
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(str(self.path) + ".partial", self.schema)
+        self._open()
         self.writer.write_table(table)
         self.rows = []
 
     def close(self) -> None:
         self.flush()
-        if self.writer is None and self.always:
-            import pyarrow.parquet as pq
-
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(str(self.path) + ".partial", self.schema)
+        if self.always:
+            self._open()
         if self.writer is not None:
             self.writer.close()
             Path(str(self.path) + ".partial").replace(self.path)  # complete files only
@@ -453,6 +462,9 @@ def merge(input_uri: str, kind: str, group_dirs: list[Path], out: Outputs, cfg: 
           started: float | None = None) -> ValidationReport:
     """Deduplicate across groups, write the outputs, run the dataset expectations. Raises DataValidationError
     (after writing everything) when a critical expectation fails."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     started = started or time.time()
@@ -478,25 +490,27 @@ def merge(input_uri: str, kind: str, group_dirs: list[Path], out: Outputs, cfg: 
                         row_ids.append(row["id"])
     per_language, per_source, sample = Counter(), Counter(), []
     rows_curated = 0
-    for f in files:
+    dropped = np.fromiter(list(rejected) + list(not_selected), dtype=np.int64)
+    for f in files:   # whole batches through pyarrow: the rows that stay are never turned into Python objects
         writer = _Writer(out.curated / f"part-{f.stem.split('-')[1]}.parquet", target)
         for batch in pq.ParquetFile(f).iter_batches(WRITE_ROWS):
-            for row in batch.to_pylist():
+            ordinals = batch.column(ORDINAL).to_numpy()
+            drop = np.isin(ordinals, dropped)
+            kept = pa.Table.from_batches([batch.filter(pa.array(~drop))]).select(target.names).cast(target)
+            writer.add_table(kept)
+            rows_curated += kept.num_rows
+            for counter, column in ((per_language, "lang"), (per_source, "source")):
+                for item in pc.value_counts(kept.column(column).fill_null("?")).to_pylist():
+                    counter[item["values"]] += item["counts"]
+            if len(sample) < SAMPLE_ROWS:
+                sample += kept.slice(0, SAMPLE_ROWS - len(sample)).to_pylist()
+            for row in batch.filter(pa.array(drop)).to_pylist():
                 ordinal = row.pop(ORDINAL)
                 unit, _ = row.pop(UNIT), row.pop(PAIR_KEY)
-                if ordinal in not_selected:
-                    continue
                 if ordinal in rejected:
                     reason, detail = rejected[ordinal]
                     quarantine.add({"id": row["id"], "unit": unit, "position": ordinal & 0xFFFFFFFF, "reason": reason,
                                     "detail": detail, "record": json.dumps(_short(row), ensure_ascii=False)})
-                    continue
-                writer.add(row)
-                rows_curated += 1
-                per_language[row.get("lang") or "?"] += 1
-                per_source[row["source"]] += 1
-                if len(sample) < SAMPLE_ROWS:
-                    sample.append(row)
         writer.close()
     quarantine.close()
     reasons = Counter()
