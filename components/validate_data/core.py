@@ -338,13 +338,14 @@ def _candidate_files(group_dirs: list[Path]) -> list[Path]:
     return sorted((p for d in group_dirs for p in Path(d).glob("candidates-*.parquet")), key=lambda p: p.name)
 
 
-def _keys(files: list[Path], kind: str):
+def _keys(files: list[Path], kind: str, with_sha256: bool = True):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    frames = [pq.read_table(f, columns=KEY_COLUMNS[kind]).to_pandas() for f in files]
+    columns = [c for c in KEY_COLUMNS[kind] if with_sha256 or c != "sha256"]   # sha256: only against eval sets
+    frames = [pq.read_table(f, columns=columns).to_pandas() for f in files]
     if not frames:
-        return pd.DataFrame({c: [] for c in KEY_COLUMNS[kind]})
+        return pd.DataFrame({c: [] for c in columns})
     return pd.concat(frames, ignore_index=True).sort_values(ORDINAL, ignore_index=True)
 
 
@@ -356,7 +357,7 @@ def decide(keys, kind: str, cfg: ValidateConfig, eval_hashes: tuple[set, list]) 
     rejected: dict[int, tuple[str, str]] = {}
     alive = np.ones(len(keys), dtype=bool)
     ordinals = keys[ORDINAL].to_numpy()
-    ids = keys["id"].to_numpy()
+    ids = keys["id"]   # an arrow-backed column: read one value at a time for details, never as Python objects
 
     def reject(mask, reason, detail):
         for i in np.flatnonzero(mask & alive):
@@ -373,12 +374,10 @@ def decide(keys, kind: str, cfg: ValidateConfig, eval_hashes: tuple[set, list]) 
             near = dedupe.near_any(hashes, ref, max(cfg.near_duplicate_bits, 0))
             reject(near >= 0, "eval_overlap",
                    lambda i: f"within {cfg.near_duplicate_bits} pHash bits of an evaluation image")
-    first_id = {}
-    dup_id = keys["id"].duplicated().to_numpy() & alive
-    if dup_id.any():
-        first_id = dict(zip(*np.unique(ids, return_index=True), strict=False))
-    reject(dup_id, "duplicate_id", lambda i: f"id {schema.cut(ids[i], 80)!r} first seen at row ordinal "
-                                             f"{int(ordinals[first_id[ids[i]]])}")
+    dup_id = ids.duplicated().to_numpy() & alive
+    first_id = keys.loc[~ids.duplicated(), ["id", ORDINAL]].set_index("id")[ORDINAL] if dup_id.any() else {}
+    reject(dup_id, "duplicate_id", lambda i: f"id {schema.cut(ids.iat[i], 80)!r} first seen at row ordinal "
+                                             f"{int(first_id[ids.iat[i]])}")
     live = keys[alive]
     dup = np.zeros(len(keys), dtype=bool)
     dup[np.flatnonzero(alive)[live[PAIR_KEY].duplicated().to_numpy()]] = True
@@ -392,7 +391,7 @@ def decide(keys, kind: str, cfg: ValidateConfig, eval_hashes: tuple[set, list]) 
         mask[index[near >= 0]] = True
         first = dict(zip(index[near >= 0], index[near[near >= 0]], strict=False))
         reject(mask, "near_duplicate", lambda i: f"image within {cfg.near_duplicate_bits} pHash bits of row "
-                                                 f"{schema.cut(ids[first[i]], 80)!r} (same language)")
+                                                 f"{schema.cut(ids.iat[first[i]], 80)!r} (same language)")
     not_selected = set()
     if kind == "conversations" and cfg.sample_size > 0:
         not_selected = select(keys[alive], cfg)
@@ -472,8 +471,8 @@ def merge(input_uri: str, kind: str, group_dirs: list[Path], out: Outputs, cfg: 
     if not sum(s["rows_in"] for s in stats) and not any(s["damaged"] for s in stats):
         raise InputError(f"{input_uri} holds no records")
     files = _candidate_files(group_dirs)
-    keys = _keys(files, kind)
     eval_hashes = eval_image_hashes(records.split_list(cfg.eval_sets)) if cfg.eval_sets else (set(), [])
+    keys = _keys(files, kind, with_sha256=bool(eval_hashes[0]))
     rejected, not_selected = decide(keys, kind, cfg, eval_hashes)
 
     target = schema.CAPTIONS if kind == "captions" else schema.CONVERSATIONS

@@ -96,23 +96,34 @@ def image_run(count: int, size: tuple[int, int]) -> dict:
             "images_per_s": count / seconds}
 
 
-def merge_run(rows: int) -> dict:
-    """The merge step's cross-corpus decisions on key columns of `rows` rows (1% exact duplicates)."""
+def write_keys(path: Path, rows: int) -> None:
+    """The key columns of `rows` candidate rows, as the check tasks write them; 1% exact duplicates."""
     import numpy as np
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from components.validate_data.core import ValidateConfig, decide
     from components.validate_data.schema import ORDINAL, PAIR_KEY
 
     rng = np.random.default_rng(0)
     phash = rng.integers(0, 2**63, size=rows, dtype=np.uint64)
-    keys = pd.DataFrame({"id": [f"r{i:09d}" for i in range(rows)], "lang": rng.choice(list(TEMPLATES), rows),
-                         "source": "bench", "sea_score": 0.5, "sha256": "0" * 64,
-                         "phash": [f"{h:016x}" for h in phash], ORDINAL: np.arange(rows),
-                         PAIR_KEY: [f"{h:016x}" for h in rng.integers(0, rows * 99 // 100, rows)]})
+    pair = np.arange(rows)
+    dup = rng.choice(rows, rows // 100, replace=False)
+    pair[dup] = rng.integers(0, rows, len(dup))
+    pq.write_table(pa.table({
+        "id": [f"r{i:09d}" for i in range(rows)], "lang": rng.choice(list(TEMPLATES), rows),
+        "source": ["bench"] * rows, "sea_score": np.full(rows, 0.5, dtype=np.float32),
+        "sha256": [f"{h:064x}" for h in phash], "phash": [f"{h:016x}" for h in phash],
+        ORDINAL: np.arange(rows), PAIR_KEY: [f"{h:016x}" for h in pair]}), path)
+
+
+def merge_run(path: str) -> dict:
+    """The merge step's cross-corpus decisions, from reading the key columns to the verdicts."""
+    from components.validate_data.core import ValidateConfig, _keys, decide
+
     start = time.perf_counter()
+    keys = _keys([Path(path)], "captions", with_sha256=False)   # no evaluation sets given
     rejected, _ = decide(keys, "captions", ValidateConfig(), (set(), []))
-    return {"rows": rows, "seconds": time.perf_counter() - start, "rejected": len(rejected),
+    return {"rows": len(keys), "seconds": time.perf_counter() - start, "rejected": len(rejected),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -135,7 +146,7 @@ def child(args: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--table", help=argparse.SUPPRESS)
-    ap.add_argument("--merge", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--merge", help=argparse.SUPPRESS)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--e2e-rows", type=int, default=2000)
@@ -170,9 +181,10 @@ def main() -> None:
             r = images[size]
             print(f"image checks {r['size']:>8} JPEG ({r['kb']:4.0f} KB): {r['images_per_s']:7.0f} images/s per process"
                   f"  (target {TARGET_IMAGES} per core)")
-        merge = child(["--merge", str(sizes[-1])])
-        print(f"merge (ids, exact and near duplicates) over {merge['rows']:,} rows: {merge['seconds']:.1f} s, "
-              f"peak RSS {merge['peak_rss_mb']:.0f} MB")
+        write_keys(tmp / "keys.parquet", sizes[-1])
+        merge = child(["--merge", str(tmp / "keys.parquet")])
+        print(f"merge (read key columns; duplicate ids, exact and near duplicates) over {merge['rows']:,} rows: "
+              f"{merge['seconds']:.1f} s, {merge['rejected']:,} duplicates, peak RSS {merge['peak_rss_mb']:.0f} MB")
         root = tmp / "e2e"
         rows = corpus.image_manifest(root, args.e2e_rows)
         corpus.write_jsonl(root / "manifest.jsonl", rows)
