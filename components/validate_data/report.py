@@ -29,10 +29,14 @@ def tables(report, sample: list[dict], ids_in_both: int, cfg) -> dict:
 
 def run_expectations(report, sample: list[dict], ids_in_both: int, out, cfg, columns: list[str]) -> list[dict]:
     """Run the dataset rules; write the Data Docs site under `out.data_docs`; one result per rule."""
+    import logging
+
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+        logging.getLogger(name).setLevel(logging.WARNING)   # some of its modules log every step at INFO
     frames = tables(report, sample, ids_in_both, cfg)
     if frames["sample"].empty:
         import pandas as pd
