@@ -50,6 +50,15 @@ def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
+ARCHIVE_SEP = "!/"   # `media/shard_0.tar!/images/a.jpg`: member images/a.jpg of the tar archive media/shard_0.tar
+
+
+def split_member(ref: str) -> tuple[str, str | None]:
+    """(archive or file, member or None) of an image reference that may name a member of a tar archive."""
+    path, sep, member = str(ref).partition(ARCHIVE_SEP)
+    return (path, member) if sep else (path, None)
+
+
 @lru_cache(maxsize=64)
 def _shard_index(uri: str) -> dict[str, tuple[int, int]]:
     """{member name: (offset, size)} of an uncompressed tar shard, from its headers alone."""
@@ -120,10 +129,12 @@ def resolve(manifest_uri: str, relative: str) -> str:
 
 
 def load_image(uri: str, member: str | None = None):
-    """An image (a file, or a member of a tar shard) as RGB PIL.Image; raises ValueError naming the URI if it
-    cannot be decoded."""
+    """An image (a file, or a member of a tar shard, given as `member` or as `archive.tar!/member`) as RGB
+    PIL.Image; raises ValueError naming the URI if it cannot be decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    if member is None:
+        uri, member = split_member(uri)
     data = read_image_bytes(uri, member)  # FileNotFoundError passes through
     try:
         img = Image.open(io.BytesIO(data))

@@ -6,6 +6,7 @@ turns `sources.Record`s into rows of the curated schema plus the merge step's in
 from __future__ import annotations
 
 import json
+import tarfile
 from dataclasses import dataclass
 
 from components.common import records, storage
@@ -78,26 +79,29 @@ class RowChecker:
         self.fs = storage.filesystem(unit.uri)[0]
         self.base = storage.parent(unit.uri)
 
-    def read_image(self, record: Record, ref) -> tuple[str, bytes] | Reject:
-        """(URI, bytes) of the record's image: from the shard, or the file it names under the dataset root."""
+    def read_image(self, record: Record, ref) -> tuple[str, str | None, bytes] | Reject:
+        """(URI, member, bytes) of the record's image: from the shard, or the file it names under the dataset
+        root, or a member of a tar archive there (`media/shard_0.tar!/images/a.jpg`; member None for a file)."""
         if record.image_bytes is not None:
-            return self.unit.uri, record.image_bytes
+            return self.unit.uri, record.member, record.image_bytes
         if isinstance(ref, (dict, bytes)):
             return Reject("record_unreadable", "embedded image bytes are not supported in a manifest: write the "
                                                "images as files or WebDataset shards")
         if not isinstance(ref, str) or not ref.strip():
             return Reject("missing_field", f"no image path (image = {cut(repr(ref), 60)})")
-        uri = checks.confine(self.unit.root, self.base, ref)
+        path, member = records.split_member(ref)
+        uri = checks.confine(self.unit.root, self.base, path)
         if isinstance(uri, Reject):
             return uri
-        fs, path = storage.filesystem(uri)
+        if member is not None and (member.startswith("/") or ".." in member.split("/")):
+            return Reject("image_outside_root", f"archive member {cut(member, 120)!r} leads outside its archive")
         try:
-            return uri, fs.cat_file(path)
-        except FileNotFoundError:
-            return Reject("image_missing", f"{cut(uri, 200)} does not exist")
+            return uri, member, records.read_image_bytes(uri, member)
+        except FileNotFoundError as err:
+            return Reject("image_missing", cut(f"{err}" if member else f"{uri} does not exist", 200))
         except IsADirectoryError:
             return Reject("image_missing", f"{cut(uri, 200)} is a folder")
-        except (OSError, RuntimeError) as err:   # storage faults that survived fsspec's retries
+        except (OSError, RuntimeError, tarfile.TarError) as err:   # faults that survived fsspec's retries
             return Reject("image_unreadable", cut(f"{uri}: {err}", 200))
 
     def image(self, data: bytes) -> checks.ImageInfo | Reject:
@@ -138,11 +142,11 @@ class RowChecker:
         got = self.read_image(record, record.fields.get("image"))
         if isinstance(got, Reject):
             return Verdict(reject=got)
-        uri, data = got
+        uri, member, data = got
         info = self.image(data)
         if isinstance(info, Reject):
             return Verdict(reject=info)
-        row = {"id": text["id"], "image": uri, "member": record.member, "caption": text["caption"],
+        row = {"id": text["id"], "image": uri, "member": member, "caption": text["caption"],
                "lang": text["lang"], "source": text["source"], "sea_score": text["sea_score"],
                "lang_score": text["lang_score"], "clip_score": None, "sha256": info.sha256, "phash": info.phash,
                "width": info.width, "height": info.height, ORDINAL: ordinal, UNIT: self.unit.uri,
@@ -172,10 +176,11 @@ class RowChecker:
             got = self.read_image(record, ref)
             if isinstance(got, Reject):
                 return Verdict(reject=got)
-            info = self.image(got[1])
+            uri, member, data = got
+            info = self.image(data)
             if isinstance(info, Reject):
-                return Verdict(reject=Reject(info.reason, f"{cut(got[0], 120)}: {info.detail}"))
-            uris.append(got[0])
+                return Verdict(reject=Reject(info.reason, f"{cut(uri, 120)}: {info.detail}"))
+            uris.append(f"{uri}{records.ARCHIVE_SEP}{member}" if member else uri)
             hashes.append(info.sha256)
         lang = declared_language(fields)
         text = json.dumps(messages, ensure_ascii=False, sort_keys=True)

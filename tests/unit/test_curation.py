@@ -83,10 +83,25 @@ def test_image_paths_are_confined_to_the_dataset_root(root, base, ref, expected)
         assert got == expected
 
 
+def _archive(path, members: dict[str, bytes], mode: str = "w") -> None:
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
 def _conversations(tmp_path):
     (tmp_path / "images").mkdir()
     for i in range(3):
         (tmp_path / "images" / f"{i}.jpg").write_bytes(corpus.jpeg(i))
+    # MAmmoTH-VL keeps its images in tar archives: a record may name a member as `archive.tar!/member`
+    _archive(tmp_path / "media" / "shard_0.tar", {"single_image_data/10.jpg": corpus.jpeg(10)})
+    _archive(tmp_path / "media" / "shard_1.tar.gz", {"single_image_data/11.jpg": corpus.jpeg(11)}, "w:gz")
     ask = lambda text, n=1: [{"from": "human", "value": "<image>\n" * n + text}, {"from": "gpt", "value": "Ya."}]  # noqa: E731
     rows = [{"id": f"ok-{i}", "image": f"images/{i % 3}.jpg", "source": "mammoth-a" if i % 2 else "mammoth-b",
              "conversations": ask(f"Apa ini? {i}")} for i in range(20)]
@@ -102,6 +117,10 @@ def _conversations(tmp_path):
          "conversations": [{"from": "robot", "value": "<image>x"}, {"from": "gpt", "value": "y"}]},
         {"id": "text-type", "messages": [{"role": "user", "content": [{"type": "audio"}]},
                                          {"role": "assistant", "content": "y"}]},
+        {"id": "in-tar", "image": "media/shard_0.tar!/single_image_data/10.jpg", "conversations": ask("x")},
+        {"id": "in-tar-gz", "image": "media/shard_1.tar.gz!/single_image_data/11.jpg", "conversations": ask("x")},
+        {"id": "member-escapes", "image": "media/shard_0.tar!/../../../etc/passwd", "conversations": ask("x")},
+        {"id": "member-missing", "image": "media/shard_0.tar!/single_image_data/nope.jpg", "conversations": ask("x")},
     ]
     return corpus.write_jsonl(tmp_path / "sft.jsonl", rows)
 
@@ -109,17 +128,23 @@ def _conversations(tmp_path):
 def test_conversations_are_checked_and_read_by_the_trainer(tmp_path):
     manifest = _conversations(tmp_path)
     report = validate(str(manifest), tmp_path / "out", ValidateConfig(max_quarantined_fraction=0.5))
-    assert report.kind == "conversations" and report.rows_curated == 21
+    assert report.kind == "conversations" and report.rows_curated == 23
     reasons = {r["id"]: r["reason"] for r in pq.read_table(tmp_path / "out" / "quarantine.parquet").to_pylist()}
     assert reasons == {"two-placeholders": "image_count_mismatch", "no-answer": "conversation_invalid",
                        "video": "unsupported_media", "outside": "image_outside_root",
-                       "unknown-role": "conversation_invalid", "text-type": "unsupported_media"}
+                       "unknown-role": "conversation_invalid", "text-type": "unsupported_media",
+                       "member-escapes": "image_outside_root", "member-missing": "image_missing"}
     from components.train.data import ChatSamples
 
     samples = ChatSamples(str(tmp_path / "out" / "curated"))
     turns = samples[0]
     assert [t["role"] for t in turns] == ["user", "assistant"]
     assert turns[0]["content"][0]["type"] == "image" and turns[0]["content"][0]["image"].size == (128, 96)
+    curated = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "curated").to_pylist()}
+    assert curated["in-tar"]["images"] == [f"{tmp_path}/media/shard_0.tar!/single_image_data/10.jpg"]
+    ids = [r["id"] for r in pq.read_table(tmp_path / "out" / "curated").to_pylist()]
+    for name in ("in-tar", "in-tar-gz"):   # the trainer reads archive members too
+        assert samples[ids.index(name)][0]["content"][0]["image"].size == (128, 96)
 
 
 def test_a_seeded_selection_with_a_source_mixture(tmp_path):
@@ -132,7 +157,7 @@ def test_a_seeded_selection_with_a_source_mixture(tmp_path):
     assert ids(tmp_path / "a") == ids(tmp_path / "b") != ids(tmp_path / "c")
     sources = pq.read_table(tmp_path / "a" / "curated").column("source").to_pylist()
     assert sources.count("mammoth-a") == 7 and sources.count("mammoth-b") == 3
-    assert first.rows_in == first.rows_curated + first.rows_quarantined + first.rows_not_selected == 27
+    assert first.rows_in == first.rows_curated + first.rows_quarantined + first.rows_not_selected == 31
     assert other.rows_curated == 10
     with pytest.raises(ValueError, match="mixture names source"):
         validate(str(manifest), tmp_path / "d", cfg.model_copy(update={"mixture": "nope=1"}))

@@ -241,3 +241,19 @@ def test_a_missing_object_on_s3_is_quarantined(s3_server, bucket, tmp_path):
     assert _curated_ids(tmp_path / "out")[0] == rows[1]["id"]
     assert pq.read_table(tmp_path / "out" / "curated").column("image")[0].as_py() == \
         f"s3://{bucket}/data/{rows[1]['image']}"
+
+
+def test_a_manifest_may_name_images_inside_a_tar_archive(tmp_path):
+    import tarfile
+
+    rows = corpus.image_manifest(tmp_path, 10)
+    with tarfile.open(tmp_path / "media.tar", "w") as tar:
+        tar.add(tmp_path / rows[0]["image"], arcname="photos/0.jpg")
+    rows[0]["image"] = "media.tar!/photos/0.jpg"
+    manifest = corpus.write_jsonl(tmp_path / "m.jsonl", rows)
+    validate(str(manifest), tmp_path / "out", ValidateConfig(languages=LANGS))
+    first = pq.read_table(tmp_path / "out" / "curated").to_pylist()[0]
+    assert (first["image"], first["member"]) == (str(tmp_path / "media.tar"), "photos/0.jpg")
+    from components.train.data import CaptionSamples
+
+    assert CaptionSamples(str(tmp_path / "out" / "curated"))[0][0]["content"][0]["image"].size == (128, 96)
