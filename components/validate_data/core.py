@@ -268,12 +268,12 @@ def check_group(units: list[Unit], kind: str, cfg: ValidateConfig, work_dir: Pat
     work_dir.mkdir(parents=True, exist_ok=True)
     stats = {"units": [], "rows_in": 0, "reasons": Counter(), "damaged": []}
     bar = tqdm(total=len(units), unit="unit", disable=not (progress and sys.stderr.isatty()), desc="validate")
+    scorer = _clip(cfg) if kind == "captions" and cfg.clip_model else None   # loaded once per group
     for unit in units:
         checker = RowChecker(cfg, unit)
         check = checker.caption if kind == "captions" else checker.conversation
         good = _Writer(work_dir / f"candidates-{unit.index:06d}.parquet", candidate_schema(kind))
         bad = _Writer(work_dir / f"quarantine-{unit.index:06d}.parquet", schema.QUARANTINE)
-        scorer = _clip(cfg) if kind == "captions" and cfg.clip_model else None
         pending: list[tuple[dict, bytes]] = []
         for n, record in enumerate(read_unit(unit)):
             if record.position < 0:               # a damaged shard: reported, its readable samples kept
@@ -319,10 +319,9 @@ def _score(scorer, rows: list[tuple[dict, bytes]], cfg, good: _Writer, bad: _Wri
         row["clip_score"] = float(score)
         if score < cfg.min_clip_score:
             stats["reasons"]["low_clip_score"] += 1
-            bad.add({"id": row["id"], "unit": unit.uri, "position": row[ORDINAL] & 0xFFFFFFFF,
-                     "reason": "low_clip_score", "detail": f"image-text cosine {score:.3f} < {cfg.min_clip_score}",
-                     "record": json.dumps({"caption": schema.cut(row["caption"], schema.VALUE_CHARS),
-                                           "image": row["image"]}, ensure_ascii=False)})
+            bad.add(_quarantined(row, unit.uri, row[ORDINAL], "low_clip_score",
+                                 f"image-text cosine {score:.3f} < {cfg.min_clip_score}",
+                                 {"caption": row["caption"], "image": row["image"]}))
         else:
             good.add(row)
     rows.clear()
@@ -446,8 +445,7 @@ def eval_image_hashes(uris: list[str]) -> tuple[set, list]:
 
     shas, phashes = set(), []
     for uri in _item_files(uris):
-        items = records.read_table(uri).to_dict("records") if uri.endswith(".parquet") else records.read_jsonl(uri)
-        for item in items:
+        for item in records.iter_rows(uri):
             refs = item.get("images")
             refs = list(refs) if refs is not None else ([item["image"]] if item.get("image") is not None else [])
             for ref in refs:
@@ -507,9 +505,7 @@ def merge(input_uri: str, kind: str, group_dirs: list[Path], out: Outputs, cfg: 
                 ordinal = row.pop(ORDINAL)
                 unit, _ = row.pop(UNIT), row.pop(PAIR_KEY)
                 if ordinal in rejected:
-                    reason, detail = rejected[ordinal]
-                    quarantine.add({"id": row["id"], "unit": unit, "position": ordinal & 0xFFFFFFFF, "reason": reason,
-                                    "detail": detail, "record": json.dumps(_short(row), ensure_ascii=False)})
+                    quarantine.add(_quarantined(row, unit, ordinal, *rejected[ordinal], row))
         writer.close()
     quarantine.close()
     reasons = Counter()
@@ -550,8 +546,11 @@ def ids_in_both(keys, rejected: dict, not_selected: set, row_level_ids: list) ->
     return int((counts.reindex(both).to_numpy() == 1).sum())
 
 
-def _short(row: dict) -> dict:
-    return {k: schema.cut(v, schema.VALUE_CHARS) if isinstance(v, str) else v for k, v in row.items()}
+def _quarantined(row: dict, unit: str, ordinal: int, reason: str, detail: str, fields: dict) -> dict:
+    """The quarantine entry of a candidate row set aside after its row checks (`fields`: what to keep of it)."""
+    short = {k: schema.cut(v, schema.VALUE_CHARS) if isinstance(v, str) else v for k, v in fields.items()}
+    return {"id": row["id"], "unit": unit, "position": ordinal & 0xFFFFFFFF, "reason": reason, "detail": detail,
+            "record": json.dumps(short, ensure_ascii=False)}
 
 
 # --- the whole step, locally ---------------------------------------------------------------------------------

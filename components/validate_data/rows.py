@@ -76,7 +76,6 @@ class RowChecker:
         self.languages = checks.LanguageIdentifier(cfg.language_list, cfg.lang_min_chars, cfg.lang_min_confidence,
                                                    cfg.lang_high_accuracy, records.split_list(cfg.lang_extra))
         self.lexicon = checks.load_lexicon()
-        self.fs = storage.filesystem(unit.uri)[0]
         self.base = storage.parent(unit.uri)
 
     def read_image(self, record: Record, ref) -> tuple[str, str | None, bytes] | Reject:

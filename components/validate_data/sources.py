@@ -95,12 +95,13 @@ def list_inputs(uri: str) -> tuple[str, list[str]]:
 def plan_units(uri: str, image_root: str = "") -> list[Unit]:
     """The units of work of an input, from file sizes and Parquet footers; raises InputError if there are none."""
     kind, files = list_inputs(uri)
-    root = image_root or (uri if storage.filesystem(uri)[0].isdir(storage.filesystem(uri)[1]) else storage.parent(uri))
+    fs, path = storage.filesystem(uri)
+    root = image_root or (uri if fs.isdir(path) else storage.parent(uri))
     source = posixpath.basename(uri.rstrip("/")).split(".")[0] or "input"
     units: list[Unit] = []
     for f in files:
         if kind == "jsonl":
-            size = storage.filesystem(f)[0].size(storage.filesystem(f)[1])
+            size = fs.size(storage.filesystem(f)[1])
             for start in range(0, size, JSONL_SPLIT_BYTES):
                 units.append(Unit("jsonl", f, len(units), root, start, min(start + JSONL_SPLIT_BYTES, size), source))
         elif kind == "parquet":
