@@ -6,6 +6,10 @@
     seavl demo                                               build (or find) the demo corpus and tiny model
     seavl validate INPUT --out DIR [--languages ...] [--workers N] [--config FILE] [--set key=value ...]
                                                              curate and validate a caption corpus or SFT set
+    seavl train {cpt,sft} --init-model URI --data URI --out URI [--checkpoint-uri URI] [--config FILE]
+                [--set key=value ...] [--processes N]        one training stage alone
+    seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
+               [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
 """
 from __future__ import annotations
 
@@ -63,18 +67,42 @@ def parse_value(text: str):
     return value
 
 
+def apply_overrides(settings: dict, overrides: list[str]) -> dict:
+    """`key=value` items on top of `settings`; `a.b=value` sets key b of the dictionary a."""
+    settings = dict(settings)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        *outer, last = key.strip().split(".")
+        target = settings
+        for part in outer:
+            target[part] = dict(target.get(part) or {})
+            target = target[part]
+        target[last] = parse_value(value)
+    return settings
+
+
+def read_settings(config: Path | None, overrides: list[str]) -> dict:
+    """Settings from a YAML file of key: value (none: {}), with --set overrides on top."""
+    import yaml
+
+    settings = yaml.safe_load(config.read_text()) if config else {}
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"{config} must hold key: value settings")
+    return apply_overrides(settings or {}, overrides)
+
+
 def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -> dict:
     """Pipeline arguments from a YAML file, `{demo}` filled in, then `key=value` overrides on top."""
     import yaml
 
     from pipelines.sealion_vl import sealion_vl
 
-    args = yaml.safe_load(config.read_text()) or {}
-    for item in overrides:
-        if "=" not in item:
-            raise typer.BadParameter(f"--set takes key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        args[key.strip()] = parse_value(value)
+    try:
+        args = apply_overrides(yaml.safe_load(config.read_text()) or {}, overrides)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     known = set(sealion_vl.component_spec.inputs or {})
     unknown = sorted(set(args) - known)
     if unknown:
@@ -171,15 +199,7 @@ def validate(input_uri: str = typer.Argument(..., metavar="INPUT", help="a JSONL
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # great-expectations logs a lot at INFO
     try:
-        settings = yaml.safe_load(config.read_text()) if config else {}
-        if settings is not None and not isinstance(settings, dict):
-            raise ValueError(f"{config} must hold key: value settings")
-        settings = settings or {}
-        for item in set_:
-            if "=" not in item:
-                raise ValueError(f"--set takes key=value, got {item!r}")
-            key, value = item.split("=", 1)
-            settings[key.strip()] = parse_value(value)
+        settings = read_settings(config, set_)
         if languages is not None:
             settings["languages"] = languages
         cfg = ValidateConfig(**settings)
@@ -200,6 +220,106 @@ def validate(input_uri: str = typer.Argument(..., metavar="INPUT", help="a JSONL
     for damaged in report.shards_damaged:
         typer.echo(f"warning: {damaged}", err=True)
     typer.echo(f"curated: {out / 'curated'}  quarantine: {out / 'quarantine.parquet'}  report: {out / 'report.html'}")
+
+
+@app.command()
+def train(stage: str = typer.Argument(..., metavar="{cpt,sft}", help="cpt: captions; sft: conversations"),
+          init_model: str = typer.Option(..., "--init-model", help="save_pretrained folder to start from (or s3://)"),
+          data: str = typer.Option(..., "--data", help="curated Parquet folder (seavl validate), or JSONL/Parquet"),
+          out: str = typer.Option(..., "--out", help="where the trained model's folder goes (local or s3://)"),
+          checkpoint_uri: str = typer.Option("", "--checkpoint-uri", help="checkpoints here; a rerun resumes"),
+          config: Path | None = typer.Option(None, "--config", "-c", help="training settings (YAML, TrainConfig)"),
+          set_: list[str] = typer.Option([], "--set", "-s", help="override one setting: key=value"),
+          processes: int = typer.Option(1, "--processes", help="processes on this machine (one per GPU): FSDP2")):
+    """Train one stage alone, with the pipeline's own training code.
+
+    Exit status: 0 trained; 1 training failed (out of memory: with what `seavl plan` advises); 2 the model, the
+    data, the checkpoint or the settings cannot be used."""
+    from pydantic import ValidationError
+
+    from components.common.models import ModelFolderError
+    from components.train.checkpoints import CheckpointMismatch
+    from components.train.data import EmptyDataset
+    from components.train.launch import TrainingFailed, launch, spec
+    from components.train.loop import TrainConfig
+    from components.train.recipes import STAGES, OutOfMemory
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+        cfg = TrainConfig(**read_settings(config, set_))
+        if processes < 1:
+            raise ValueError(f"--processes must be at least 1, got {processes}")
+
+        def show(metrics: dict, step: int) -> None:
+            typer.echo(f"step {step}: " + "  ".join(f"{k.removeprefix('train/')} {v:.4g}" for k, v in metrics.items()))
+
+        result = launch(spec(stage, init_model, data, out, cfg.model_dump(), checkpoint_uri=checkpoint_uri),
+                        processes, log_metrics=show)
+    except (OutOfMemory, TrainingFailed) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    except (ValidationError, ValueError, OSError, ModelFolderError, EmptyDataset, CheckpointMismatch) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{stage}: {result.steps} steps, loss {result.first_loss:.3f} -> {result.final_loss:.3f}, "
+               f"{result.train_seconds:.0f} s; model: {out}")
+
+
+@app.command()
+def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, gemma-3-12b, gemma-3-27b or a folder"),
+         gpus: int = typer.Option(1, "--gpus", help="GPUs per node"),
+         nodes: int = typer.Option(1, "--nodes"),
+         gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="memory of one GPU, GB"),
+         batch: int = typer.Option(1, "--batch", help="samples per GPU per micro-batch"),
+         seq_len: int = typer.Option(2048, "--seq-len", help="tokens per sample, image tokens included"),
+         images: int = typer.Option(1, "--images", help="images per sample"),
+         lora: bool = typer.Option(False, "--lora", help="LoRA adapters instead of full fine-tuning"),
+         activation_checkpointing: bool = typer.Option(False, "--activation-checkpointing"),
+         freeze_vision: bool = typer.Option(False, "--freeze-vision"),
+         cpu_offload: bool = typer.Option(False, "--cpu-offload"),
+         as_json: bool = typer.Option(False, "--json", help="one JSON object instead of the table")):
+    """Per-GPU memory and FLOPs of a training configuration: does it fit, and what to change if not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.train.plan import Request
+    from components.train.plan import plan as make_plan
+
+    if min(gpus, nodes, batch, seq_len) < 1 or gpu_memory <= 0:
+        typer.echo("error: --gpus, --nodes, --batch and --seq-len must be at least 1, --gpu-memory positive", err=True)
+        raise typer.Exit(2)
+    try:
+        result = make_plan(Request(model=model, gpus=gpus, nodes=nodes, gpu_memory_gb=gpu_memory, batch=batch,
+                                   seq_len=seq_len, images=images, lora=lora, cpu_offload=cpu_offload,
+                                   activation_checkpointing=activation_checkpointing, freeze_vision=freeze_vision))
+    except (ValueError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(result.as_json())
+        return
+    console = Console()
+    p = result.params
+    console.print(f"{model}: {p['total'] / 1e9:.2f}B parameters (vision {p['vision'] / 1e6:.0f}M, projector "
+                  f"{p['projector'] / 1e6:.1f}M, language model {p['language_model'] / 1e9:.2f}B); "
+                  f"{gpus * nodes} GPU(s)"
+                  f"{', FSDP2' if gpus * nodes > 1 else ''}{', LoRA' if lora else ''}"
+                  f"{', activation checkpointing' if activation_checkpointing else ''}"
+                  f"{', vision frozen' if freeze_vision else ''}")
+    table = Table(title=f"per GPU (GB), batch {batch} x {seq_len} tokens")
+    table.add_column("part")
+    table.add_column("GB", justify="right")
+    for part, gb in result.breakdown_gb.items():
+        table.add_row(part.replace("_", " "), f"{gb:.2f}")
+    table.add_row("[bold]total[/]", f"[bold]{result.per_gpu_gb:.2f}[/]")
+    console.print(table)
+    console.print(f"FLOPs per step: {result.flops_per_step:.3g} ({result.flops_per_sample:.3g} per sample)")
+    verdict = "[green]fits[/]" if result.fits else "[red]does not fit[/]"
+    console.print(f"{verdict} in {gpu_memory:g} GB per GPU")
+    for line in result.advice:
+        console.print(f"  try {line}")
 
 
 def show_result(kfp_run_id: str) -> None:

@@ -58,16 +58,11 @@ def sealion_vl(
     caption_validation: dict = {},  # noqa: B006 (KFP reads the default; it is never mutated)
     sft_validation: dict = {},  # noqa: B006
     validation_groups: int = 64,
-    cpt_max_steps: int = 800,
-    cpt_batch_size: int = 16,
-    cpt_learning_rate: float = 2e-3,
-    sft_max_steps: int = 300,
-    sft_batch_size: int = 16,
-    sft_learning_rate: float = 1e-3,
+    cpt_training: dict = {},  # noqa: B006
+    sft_training: dict = {},  # noqa: B006
     replay_data: str = "",
-    replay_fraction: float = 0.0,
-    mixed_precision: str = "no",
-    seed: int = 0,
+    checkpoint_root: str = "s3://sealion-vl/checkpoints",
+    train_gpus: int = 8,
     reuse_training: bool = True,
     eval_tasks: str = DEFAULT_TASKS,
     max_new_tokens: int = 32,
@@ -90,16 +85,15 @@ def sealion_vl(
             (every key of ValidateConfig in components/validate_data/core.py).
         sft_validation: settings of SFT validation, e.g. {"sample_size": 540000, "mixture": "a=0.5,b=0.5"}.
         validation_groups: how many groups the inputs are split into, each checked by its own task.
-        cpt_max_steps: optimizer steps of continued pre-training (stage 1).
-        cpt_batch_size: samples per device per micro-batch in stage 1.
-        cpt_learning_rate: peak learning rate of stage 1.
-        sft_max_steps: optimizer steps of supervised fine-tuning (stage 2).
-        sft_batch_size: samples per device per micro-batch in stage 2.
-        sft_learning_rate: peak learning rate of stage 2.
-        replay_data: text-only conversations mixed into both stages to keep the base's text ability ('' = none).
-        replay_fraction: replay samples added to each stage, as a fraction of that stage's own samples.
-        mixed_precision: "no", "bf16" or "fp16".
-        seed: seed of sampling, replay draws and initialisation in both stages.
+        cpt_training: settings of continued pre-training (stage 1), e.g. {"max_steps": 20000, "batch_size": 8,
+            "learning_rate": 2e-5, "mixed_precision": "bf16", "activation_checkpointing": true, "checkpoint_every":
+            500, "replay_fraction": 0.1}: every key of TrainConfig (components/train/loop.py).
+        sft_training: settings of supervised fine-tuning (stage 2), the same keys.
+        replay_data: text-only conversations mixed into both stages to keep the base's text ability ('' = none);
+            each stage's `replay_fraction` says how many.
+        checkpoint_root: where training checkpoints go (s3:// on a cluster, so that a retried or preempted step
+            resumes); '' for none.
+        train_gpus: GPUs per training step (one node): one process each, the model sharded across them (FSDP2).
         reuse_training: reuse both trainings from KFP's cache when their inputs are unchanged; false trains again.
         eval_tasks: comma-separated evaluation tasks (components/evaluate/tasks): captions, multiple_choice, text.
         max_new_tokens: generated evaluation replies are cut after this many tokens.
@@ -120,15 +114,12 @@ def sealion_vl(
         chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
                           validation_groups)
         shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
-                      replay_fraction=replay_fraction, mixed_precision=mixed_precision, seed=seed,
-                      cache_salt=fp["cache_salt"])
+                      checkpoint_root=checkpoint_root, gpus=train_gpus, cache_salt=fp["cache_salt"])
         cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
-                               captions=data.outputs["curated"], max_steps=cpt_max_steps, batch_size=cpt_batch_size,
-                               learning_rate=cpt_learning_rate, **shared), gpus=1, memory="64Gi")
+                               captions=data.outputs["curated"], training=cpt_training, **shared),
+                     gpus=train_gpus, memory="64Gi")
         sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
-                               max_steps=sft_max_steps,
-                               batch_size=sft_batch_size, learning_rate=sft_learning_rate, **shared),
-                     gpus=1, memory="64Gi")
+                               training=sft_training, **shared), gpus=train_gpus, memory="64Gi")
         models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
                   "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
                   "champion": dict(model_uri=fp["champion_uri"])}

@@ -1,15 +1,48 @@
-"""Loading a Gemma-3 vision-language model and its processor from a save_pretrained folder."""
+"""Loading a Gemma-3 vision-language model and its processor from a save_pretrained folder.
+
+Only safetensors weights are loaded: a pickle checkpoint (`*.bin`, `*.pt`) can run code when unpickled, so a
+folder that has only those is refused. Remote code is never trusted.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
-def load_vlm(model_dir: Path):
-    """(model, processor), weights in fp32 with SDPA attention. Flash-attention is not an option for
-    Gemma 3: it would drop the bidirectional mask over image tokens."""
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot be used: missing, no config, or no safetensors weights."""
+
+
+def check_weights(model_dir: Path) -> None:
+    """Refuse a folder without config.json or without safetensors weights, naming what it holds instead."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelFolderError(f"model folder {model_dir} does not exist")
+    if not (model_dir / "config.json").exists():
+        raise ModelFolderError(f"{model_dir} has no config.json: not a save_pretrained folder")
+    if not any(model_dir.glob("*.safetensors")):
+        pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        held = f"it holds only pickle weights ({', '.join(pickles[:3])}), which are refused" if pickles \
+            else "it holds no weights"
+        raise ModelFolderError(f"{model_dir} has no .safetensors weights: {held}. Convert the model with "
+                               "save_pretrained(..., safe_serialization=True).")
+
+
+def load_processor(model_dir: Path):
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
+
+
+def load_vlm(model_dir: Path, dtype: str = "float32", device: str | None = None):
+    """(model, processor) with SDPA attention. Flash-attention is not an option for Gemma 3: it would drop the
+    bidirectional mask over image tokens."""
     import torch
-    from transformers import AutoProcessor, Gemma3ForConditionalGeneration
+    from transformers import Gemma3ForConditionalGeneration
 
-    model = Gemma3ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
-                                                           attn_implementation="sdpa")
-    return model, AutoProcessor.from_pretrained(model_dir)
+    check_weights(model_dir)
+    model = Gemma3ForConditionalGeneration.from_pretrained(model_dir, dtype=getattr(torch, dtype),
+                                                           attn_implementation="sdpa", use_safetensors=True,
+                                                           device_map=device)
+    return model, load_processor(model_dir)

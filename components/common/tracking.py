@@ -268,6 +268,14 @@ class MetricBuffer:
         self.path.unlink(missing_ok=True)
 
 
+def metric_logger(run_id: str) -> MetricBuffer:
+    """Streamed metrics to an existing run, from a process other than the step's own (rank 0 of a launched
+    training); close() it at the end."""
+    check_reachable()
+    path = Path(tempfile.gettempdir()) / "seavl-metrics" / f"{run_id}-rank0.jsonl"
+    return MetricBuffer(mlflow_client(), run_id, path)
+
+
 def _param(value) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."

@@ -1,8 +1,12 @@
-"""KFP components for the two training stages: artifact paths in, recipe call, outputs out.
+"""KFP components for the two training stages: artifact paths in, recipe launch, outputs out.
 
-Both take the content fingerprints of their inputs (from the snapshot step) so that KFP's cache, which keys
-on argument values, reuses a trained model exactly when what it was trained from is unchanged, and
-`cache_salt`, which the snapshot step makes unique to the run when the pipeline asks to train again.
+Both take the content fingerprints of their inputs (from the snapshot and validation steps) so that KFP's
+cache, which keys on argument values, reuses a trained model exactly when what it was trained from is unchanged,
+and `cache_salt`, which the snapshot step makes unique to the run when the pipeline asks to train again.
+
+Checkpoints go under `checkpoint_root` (s3:// on a cluster), in a folder named by a hash of everything the
+training depends on: a retried or preempted pod finds its own checkpoints there and resumes; another run never
+does. They are removed once the model is saved.
 """
 from typing import NamedTuple
 
@@ -19,12 +23,9 @@ def train_cpt(
     captions: Input[Dataset],
     replay_data: str,
     replay_fingerprint: str,
-    replay_fraction: float,
-    max_steps: int,
-    batch_size: int,
-    learning_rate: float,
-    mixed_precision: str,
-    seed: int,
+    training: dict,
+    checkpoint_root: str,
+    gpus: int,
     cache_salt: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -37,32 +38,23 @@ def train_cpt(
         captions: the curated caption pairs (validate_data: a folder of Parquet files).
         replay_data: text-only conversations (JSONL) mixed in to keep the base's text ability; '' for none.
         replay_fingerprint: content fingerprint of replay_data (snapshot step); part of KFP's cache key.
-        replay_fraction: replay samples added, as a fraction of the stage's own samples.
-        max_steps: optimizer steps.
-        batch_size: samples per device per micro-batch.
-        learning_rate: peak learning rate (linear warm-up, then linear decay).
-        mixed_precision: 'no', 'bf16' or 'fp16'.
-        seed: seed of sampling, replay draws and initialisation.
+        training: training settings, every key of TrainConfig (components/train/loop.py).
+        checkpoint_root: where checkpoints go (local or s3://); '' for none.
+        gpus: GPUs of this step's pod: one training process each (FSDP2 when more than one).
         cache_salt: '' to let KFP reuse an identical earlier training; a value unique to the run to train again.
-        model: the trained model (save_pretrained folder with its processor).
+        model: the trained model (save_pretrained folder, bf16 safetensors, with its processor).
         metrics: first and final loss and wall time, for the Kubeflow UI.
 
     Returns:
         mlflow_run_id: the id of this step's MLflow run.
     """
-    from pathlib import Path
+    from components.train.stage import train_stage
 
-    from components.common.tracking import tracked_step
-    from components.train.recipes import TrainConfig, cpt
-
-    cfg = TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      mixed_precision=mixed_precision, replay_data=replay_data, replay_fraction=replay_fraction,
-                      seed=seed)
-    with tracked_step("cpt") as step:
-        result = cpt(base_model, captions.path, Path(model.path), cfg, log_metrics=step.log_metrics)
-        step.record(result.logged("cpt", cfg, init_model=base_model, data=captions.uri), kfp_metrics=metrics)
-    model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": result.steps})
-    return (step.run_id,)
+    run_id, steps = train_stage("cpt", base_model, base_fingerprint, captions.path,
+                                captions.metadata.get("fingerprint", captions.uri), replay_data, replay_fingerprint,
+                                training, checkpoint_root, gpus, cache_salt, model.path, metrics)
+    model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": steps})
+    return (run_id,)
 
 
 @dsl.component(base_image=GPU_IMAGE)
@@ -71,12 +63,9 @@ def train_sft(
     conversations: Input[Dataset],
     replay_data: str,
     replay_fingerprint: str,
-    replay_fraction: float,
-    max_steps: int,
-    batch_size: int,
-    learning_rate: float,
-    mixed_precision: str,
-    seed: int,
+    training: dict,
+    checkpoint_root: str,
+    gpus: int,
     cache_salt: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -88,30 +77,20 @@ def train_sft(
         conversations: the curated conversations (validate_data: Parquet, the messages format).
         replay_data: text-only conversations (JSONL) mixed in to keep the base's text ability; '' for none.
         replay_fingerprint: content fingerprint of replay_data (snapshot step); part of KFP's cache key.
-        replay_fraction: replay samples added, as a fraction of the stage's own samples.
-        max_steps: optimizer steps.
-        batch_size: samples per device per micro-batch.
-        learning_rate: peak learning rate (linear warm-up, then linear decay).
-        mixed_precision: 'no', 'bf16' or 'fp16'.
-        seed: seed of sampling, replay draws and initialisation.
+        training: training settings, every key of TrainConfig (components/train/loop.py).
+        checkpoint_root: where checkpoints go (local or s3://); '' for none.
+        gpus: GPUs of this step's pod: one training process each (FSDP2 when more than one).
         cache_salt: '' to let KFP reuse an identical earlier training; a value unique to the run to train again.
-        model: the trained model (save_pretrained folder with its processor).
+        model: the trained model (save_pretrained folder, bf16 safetensors, with its processor).
         metrics: first and final loss and wall time, for the Kubeflow UI.
 
     Returns:
         mlflow_run_id: the id of this step's MLflow run.
     """
-    from pathlib import Path
+    from components.train.stage import train_stage
 
-    from components.common.tracking import tracked_step
-    from components.train.recipes import TrainConfig, sft
-
-    cfg = TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                      mixed_precision=mixed_precision, replay_data=replay_data, replay_fraction=replay_fraction,
-                      seed=seed)
-    with tracked_step("sft") as step:
-        result = sft(init_model.path, conversations.path, Path(model.path), cfg, log_metrics=step.log_metrics)
-        step.record(result.logged("sft", cfg, init_model=init_model.uri, data=conversations.uri),
-                    kfp_metrics=metrics)
-    model.metadata.update({"stage": "sft", "steps": result.steps})
-    return (step.run_id,)
+    run_id, steps = train_stage("sft", init_model.path, init_model.uri, conversations.path,
+                                conversations.metadata.get("fingerprint", conversations.uri), replay_data,
+                                replay_fingerprint, training, checkpoint_root, gpus, cache_salt, model.path, metrics)
+    model.metadata.update({"stage": "sft", "steps": steps})
+    return (run_id,)

@@ -1,80 +1,317 @@
-"""Training samples: caption pairs (CPT) and conversations (SFT), each a conversation with its images."""
+"""Training data as a stream: rows read on demand from the curated Parquet (or JSONL) files, batched by length.
+
+Nothing holds the corpus. `RowSource` knows only each file's row counts (Parquet footers; one streamed pass
+over a JSONL file for its line offsets) and reads the row group or line range a window needs.
+
+The order is a pure function of (seed, epoch, position), so a restarted step resumes exactly where it stopped
+from one number, the micro-batches each rank has consumed:
+- each epoch visits the primary rows' units (Parquet row groups, 20k-line JSONL ranges) in a seeded order;
+- consecutive primary rows form windows of `batch_size x window_batches` rows; each window takes the next
+  `replay_fraction x` as many text-only replay rows from the replay source, cycling;
+- a window's rows are shuffled, sorted by token length and cut into batches, whose order is shuffled again:
+  length-grouped batches, so padding stays at a few percent without packing;
+- global micro-batch g goes to rank g % world; on each rank DataLoader workers take turns, and DataLoader
+  returns their batches in turn, so the order does not depend on the number of workers.
+"""
 from __future__ import annotations
 
-from components.common import records
+import json
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from components.common import records, storage
 from components.common.chat import attach_images, caption_conversation
 from components.common.languages import caption_prompt
 
-CAPTION_COLUMNS = ["image", "member", "caption", "lang"]
+JSONL_UNIT_ROWS = 20_000
 
 
-class CaptionSamples:
-    """CPT samples from the curated caption dataset (validate_data's Parquet folder: image URIs resolved, or a
-    shard URI and member). Holds the four columns it reads in memory; streaming them is the trainer's next step."""
+class EmptyDataset(ValueError):
+    """The training data holds no rows: said before any model is loaded."""
 
-    def __init__(self, dataset_uri: str):
-        self.rows = list(records.iter_rows(dataset_uri, columns=CAPTION_COLUMNS))
-        if not self.rows:
-            raise ValueError(f"{dataset_uri} holds no caption pairs")
+
+@dataclass(frozen=True)
+class Unit:
+    file: str
+    rows: int
+    row_group: int | None = None       # Parquet
+    byte_range: tuple[int, int] | None = None  # JSONL: [start, end) of whole lines
+
+
+def _files(uri: str) -> list[str]:
+    fs, path = storage.filesystem(uri)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"training data {uri} does not exist")
+    if fs.isdir(path):
+        found = sorted(p for p in fs.find(path) if p.endswith((".parquet", ".jsonl")))
+        if not found:
+            raise EmptyDataset(f"{uri} holds no .parquet or .jsonl files")
+        return [storage.join(uri, p[len(path.rstrip("/")) + 1:]) for p in found]
+    return [uri]
+
+
+def _jsonl_units(uri: str) -> list[Unit]:
+    """Line ranges of about JSONL_UNIT_ROWS non-empty lines, found in one streamed pass."""
+    fs, path = storage.filesystem(uri)
+    units, start, pos, rows = [], 0, 0, 0
+    with fs.open(path, "rb") as f:
+        for line in f:
+            pos += len(line)
+            if line.strip():
+                rows += 1
+            if rows == JSONL_UNIT_ROWS:
+                units.append(Unit(uri, rows, byte_range=(start, pos)))
+                start, rows = pos, 0
+    if rows:
+        units.append(Unit(uri, rows, byte_range=(start, pos)))
+    return units
+
+
+class RowSource:
+    """Rows of a Parquet file, a JSONL file or a folder of them, addressed by (unit, offset) and read one unit
+    at a time (the last few kept)."""
+
+    def __init__(self, uri: str, columns: list[str] | None = None, cache_units: int = 2):
+        import pyarrow.parquet as pq
+
+        self.uri, self.columns = uri, columns
+        self.units: list[Unit] = []
+        for file in _files(uri):
+            if file.endswith(".parquet"):
+                fs, path = storage.filesystem(file)
+                with fs.open(path, "rb") as f:
+                    meta = pq.ParquetFile(f).metadata
+                self.units += [Unit(file, meta.row_group(i).num_rows, row_group=i)
+                               for i in range(meta.num_row_groups) if meta.row_group(i).num_rows]
+            else:
+                self.units += _jsonl_units(file)
+        self.rows = sum(u.rows for u in self.units)
+        self._cache: OrderedDict[int, list[dict]] = OrderedDict()
+        self._cache_units = cache_units
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.rows
 
-    def __getitem__(self, i: int) -> list[dict]:
-        row = self.rows[i]
-        image = records.load_image(row["image"], row.get("member"))
-        return attach_images(caption_conversation(row["caption"], caption_prompt(row["lang"])), [image])
+    def unit_rows(self, i: int) -> list[dict]:
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        unit = self.units[i]
+        fs, path = storage.filesystem(unit.file)
+        if unit.row_group is not None:
+            import pyarrow.parquet as pq
+
+            with fs.open(path, "rb") as f:
+                table = pq.ParquetFile(f).read_row_group(unit.row_group, columns=self.columns)
+            rows = table.to_pylist()
+        else:
+            start, end = unit.byte_range
+            with fs.open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(end - start)
+            rows = [json.loads(line) for line in data.splitlines() if line.strip()]
+        self._cache[i] = rows
+        while len(self._cache) > self._cache_units:
+            self._cache.popitem(last=False)
+        return rows
+
+    def read(self, order: list[int], start: int, count: int) -> list[dict]:
+        """`count` rows from position `start` of the sequence that visits units in `order`, wrapping around."""
+        if not self.rows:
+            return []
+        out, pos = [], start % self.rows
+        bounds = _cumulative([self.units[u].rows for u in order])
+        while len(out) < count:
+            k = _locate(bounds, pos)
+            offset = pos - bounds[k]
+            take = min(count - len(out), self.units[order[k]].rows - offset)
+            out += self.unit_rows(order[k])[offset:offset + take]
+            pos = (pos + take) % self.rows
+        return out
 
 
-def _conversation(row: dict) -> dict:
+def _cumulative(sizes: list[int]) -> list[int]:
+    out, total = [0], 0
+    for s in sizes:
+        total += s
+        out.append(total)
+    return out
+
+
+def _locate(bounds: list[int], pos: int) -> int:
+    import bisect
+
+    return bisect.bisect_right(bounds, pos) - 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every micro-batch comes from, computed from row counts alone."""
+    rows: int               # primary rows per epoch
+    batch_size: int
+    window_batches: int
+    replay_fraction: float = 0.0
+    has_replay: bool = False
+
+    @property
+    def window_rows(self) -> int:
+        return self.batch_size * self.window_batches
+
+    @property
+    def windows_per_epoch(self) -> int:
+        return math.ceil(self.rows / self.window_rows)
+
+    def replay_rows(self, primary: int) -> int:
+        return round(primary * self.replay_fraction) if self.has_replay else 0
+
+    def window_size(self, w: int) -> tuple[int, int]:
+        """(primary rows, replay rows) of window w of an epoch."""
+        primary = min(self.window_rows, self.rows - w * self.window_rows)
+        return primary, self.replay_rows(primary)
+
+    def batches_in_window(self, w: int) -> int:
+        return math.ceil(sum(self.window_size(w)) / self.batch_size)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        full = self.batches_in_window(0)
+        last = self.windows_per_epoch - 1
+        return full * last + self.batches_in_window(last)
+
+    def locate(self, g: int) -> tuple[int, int, int]:
+        """(epoch, window, batch within window) of global micro-batch g."""
+        epoch, rest = divmod(g, self.batches_per_epoch)
+        full = self.batches_in_window(0)
+        w = min(rest // full, self.windows_per_epoch - 1)
+        return epoch, w, rest - w * full
+
+
+def caption_sample(row: dict) -> list[dict]:
+    image = records.load_image(row["image"], row.get("member"))
+    return attach_images(caption_conversation(row["caption"], caption_prompt(row["lang"])), [image])
+
+
+def chat_messages(row: dict) -> dict:
+    """A conversation row in the messages format: curated Parquet (messages as JSON), JSONL in the messages
+    format, or LLaVA-style `conversations` (MAmmoTH-VL), converted on read."""
     if "messages" not in row:
         return records.llava_to_messages(row)
-    if isinstance(row["messages"], str):   # the curated Parquet keeps messages as JSON
-        import json
-
+    if isinstance(row["messages"], str):
         return {**row, "messages": json.loads(row["messages"])}
     return row
 
 
-class ChatSamples:
-    """SFT samples: the curated conversations (Parquet), or a JSONL file in the messages format or LLaVA-style
-    `conversations` (MAmmoTH-VL), converted on read. Image paths are taken relative to the file."""
+def chat_sample(row: dict, manifest_uri: str) -> list[dict]:
+    row = chat_messages(row)
+    images = [records.load_image(*records.split_member(records.resolve(manifest_uri, p)))
+              for p in row.get("images") or []]
+    return attach_images(row["messages"], images)
 
-    def __init__(self, manifest_uri: str):
-        self.manifest_uri = manifest_uri
-        self.rows = [_conversation(r) for r in records.iter_rows(manifest_uri)]
-        for row in self.rows[:1]:
-            records.require(row, records.SFT_REQUIRED, manifest_uri)
+
+def _text_of(messages: list[dict]) -> str:
+    parts = []
+    for m in messages:
+        content = m["content"]
+        parts += [content] if isinstance(content, str) else [c.get("text", "") for c in content]
+    return "\n".join(parts)
+
+
+class Stream:
+    """Samples of one stage: the primary source (captions or conversations) plus optional replay, batched by
+    length. `window(epoch, w)` returns that window's batches as lists of rows; `sample(row)` turns a row into a
+    conversation with its images loaded."""
+
+    CAPTION_COLUMNS = ["image", "member", "caption", "lang"]
+
+    def __init__(self, kind: str, uri: str, batch_size: int, *, replay_uri: str = "", replay_fraction: float = 0.0,
+                 window_batches: int = 64, seed: int = 0, image_tokens: int = 256,
+                 count_tokens: Callable[[list[str]], list[int]] | None = None):
+        if kind not in ("captions", "conversations"):
+            raise ValueError(f"unknown training data kind {kind!r}: 'captions' or 'conversations'")
+        if not 0 <= replay_fraction <= 1:
+            raise ValueError(f"replay fraction must be within [0, 1], got {replay_fraction}")
+        self.kind, self.uri, self.seed = kind, uri, seed
+        self.primary = RowSource(uri, self.CAPTION_COLUMNS if kind == "captions" else None)
+        if not len(self.primary):
+            raise EmptyDataset(f"{uri} holds no rows to train on")
+        self.replay = RowSource(replay_uri) if replay_uri and replay_fraction > 0 else None
+        if self.replay is not None and not len(self.replay):
+            raise EmptyDataset(f"replay data {replay_uri} holds no rows")
+        self.layout = Layout(len(self.primary), batch_size, window_batches, replay_fraction,
+                             has_replay=self.replay is not None)
+        self.image_tokens = image_tokens
+        self.count_tokens = count_tokens or (lambda texts: [max(1, len(t.encode()) // 4) for t in texts])
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.primary) + (self.layout.replay_rows(len(self.primary)) if self.replay else 0)
 
-    def __getitem__(self, i: int) -> list[dict]:
-        row = self.rows[i]
-        images = [records.load_image(records.resolve(self.manifest_uri, p)) for p in row.get("images") or []]
-        return attach_images(row["messages"], images)
+    def _order(self, source: RowSource, epoch: int) -> list[int]:
+        order = list(range(len(source.units)))
+        random.Random(f"{self.seed}/units/{epoch}").shuffle(order)
+        return order
+
+    def window(self, epoch: int, w: int) -> list[list[dict]]:
+        lay = self.layout
+        n_primary, n_replay = lay.window_size(w)
+        rows = [{**r, "_kind": self.kind} for r in
+                self.primary.read(self._order(self.primary, epoch), w * lay.window_rows, n_primary)]
+        if n_replay:
+            start = (epoch * lay.windows_per_epoch + w) * lay.replay_rows(lay.window_rows)
+            rows += [{**r, "_kind": "replay"} for r in self.replay.read(self._order(self.replay, 0), start, n_replay)]
+        rng = random.Random(f"{self.seed}/window/{epoch}/{w}")
+        rng.shuffle(rows)
+        lengths = self.token_lengths(rows)
+        ranked = [rows[i] for i in sorted(range(len(rows)), key=lambda i: lengths[i])]
+        batches = [ranked[i:i + lay.batch_size] for i in range(0, len(ranked), lay.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def token_lengths(self, rows: list[dict]) -> list[int]:
+        texts, images = [], []
+        for r in rows:
+            if r["_kind"] == "captions":
+                texts.append(caption_prompt(r["lang"]) + "\n" + r["caption"])
+                images.append(1)
+            else:
+                conv = chat_messages(r)
+                texts.append(_text_of(conv["messages"]))
+                images.append(len(conv.get("images") or []))
+        return [t + n * self.image_tokens for t, n in zip(self.count_tokens(texts), images, strict=True)]
+
+    def sample(self, row: dict) -> list[dict]:
+        if row["_kind"] == "captions":
+            return caption_sample(row)
+        return chat_sample(row, self.uri if row["_kind"] == "conversations" else self.replay.uri)
 
 
-class WithReplay:
-    """A stage's samples plus text-only rehearsal samples, `fraction` x as many, drawn without replacement
-    where possible. Mixing some of the base model's text data back in keeps the text ability that pure
-    caption or instruction training would otherwise wear away (the gate checks it)."""
+def micro_batches(stream: Stream, rank: int, world: int, start: int, worker: int = 0, workers: int = 1
+                  ) -> Iterator[tuple[int, list[dict]]]:
+    """(k, rows) for this rank's micro-batches k = start, start+1, ... that fall to `worker`; endless."""
+    cached: tuple[tuple[int, int], list[list[dict]]] | None = None
+    k = start + worker
+    while True:
+        epoch, w, j = stream.layout.locate(k * world + rank)
+        if cached is None or cached[0] != (epoch, w):
+            cached = ((epoch, w), stream.window(epoch, w))
+        yield k, cached[1][j]
+        k += workers
 
-    def __init__(self, primary, replay, fraction: float, seed: int):
-        import random
 
-        if not 0 <= fraction <= 1:
-            raise ValueError(f"replay fraction must be within [0, 1], got {fraction}")
-        self.primary, self.replay = primary, replay
-        size = len(replay) if replay is not None else 0
-        n = round(len(primary) * fraction) if size else 0
-        # distinct draws while n <= size; past that, every replay sample repeats about n/size times
-        self.replay_index = [i % size for i in random.Random(seed).sample(range(max(n, size)), n)]
+def iterable(stream: Stream, collate: Callable[[list], dict], rank: int, world: int, start: int):
+    """A torch IterableDataset of collated micro-batches for this rank from micro-batch `start` on; with
+    DataLoader workers, worker i takes every n-th batch and DataLoader interleaves them back in order."""
+    from torch.utils.data import IterableDataset, get_worker_info
 
-    def __len__(self) -> int:
-        return len(self.primary) + len(self.replay_index)
+    class _Batches(IterableDataset):
+        def __iter__(self):
+            info = get_worker_info()
+            worker, workers = (info.id, info.num_workers) if info else (0, 1)
+            for k, rows in micro_batches(stream, rank, world, start, worker, workers):
+                batch = collate([stream.sample(r) for r in rows])
+                batch["micro_batch"] = k
+                yield batch
 
-    def __getitem__(self, i: int):
-        if i < len(self.primary):
-            return self.primary[i]
-        return self.replay[self.replay_index[i - len(self.primary)]]
+    return _Batches()

@@ -1,8 +1,16 @@
-"""The training machinery CPT and SFT share: setup, the loop, checkpoints, saving. Functions, not a class tree.
+"""The training machinery CPT and SFT share. Functions, not a class tree; a recipe calls them top to bottom:
 
-A recipe calls them top to bottom: `init` (seeding, precision, accelerate) -> `load_model` -> `make_loader`
--> `train` -> `save_model`. Checkpoints are accelerate states (model, optimizer, scheduler, RNG) every
-`checkpoint_every` steps; a restarted step resumes from the newest one and skips the batches it had seen.
+    dist = parallel.setup()  ->  load_model  ->  Stream + loader  ->  train  ->  save_model
+
+- One CPU process (the demo), one GPU, or FSDP2 over every process of a torchrun/accelerate launch
+  (parallel.py); bf16 compute with fp32 master weights and optimizer state.
+- Batches are length-grouped (data.py) and the loss is computed at labelled positions only (loss.py).
+- Gradient accumulation: the micro-batches of one optimizer step are fetched first, their labelled tokens
+  counted on every rank, and each micro-batch's loss sum divided by that total, so the step's gradient is the
+  mean over every labelled token of the accumulated global batch, not a mean of micro-batch means.
+- Warm-up then cosine decay to `min_lr_ratio x learning_rate`.
+- Checkpoints (checkpoints.py) every `checkpoint_every` steps at `checkpoint_uri`; a restart resumes from the
+  newest complete one, data position included, and ends with the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -10,147 +18,264 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
+LogFn = Callable[[dict, int], None]
+
+# Settings that do not change the trajectory: a checkpoint may be resumed with other values of these.
+OPERATIONAL = {"log_every", "checkpoint_every", "keep_checkpoints", "num_workers", "compile_layers"}
+
 
 class TrainConfig(BaseModel):
-    """One stage's training settings (CPT and SFT each get one)."""
-    max_steps: int = Field(300, description="optimizer steps")
-    batch_size: int = Field(16, description="samples per device per micro-batch")
-    grad_accum: int = Field(1, description="micro-batches per optimizer step")
-    learning_rate: float = 2e-3
-    warmup_steps: int = Field(20, description="linear warm-up, then linear decay to lr_floor x lr")
-    lr_floor: float = 0.05
+    """One stage's training settings (CPT and SFT each get one). Unknown keys are refused by name."""
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(300, ge=1, description="optimizer steps")
+    batch_size: int = Field(16, ge=1, description="samples per process per micro-batch")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    learning_rate: float = Field(2e-3, gt=0, description="peak learning rate")
+    warmup_steps: int = Field(20, ge=0, description="linear warm-up steps, then cosine decay")
+    min_lr_ratio: float = Field(0.05, ge=0, le=1, description="the cosine decays to this fraction of the peak")
     weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    mixed_precision: str = Field("no", description="'no', 'bf16' or 'fp16' (accelerate)")
-    freeze_vision: bool = Field(False, description="keep the SigLIP tower fixed (train projector + LM)")
+    max_grad_norm: float = Field(1.0, description="global gradient-norm clip; 0 = no clipping")
+    mixed_precision: Literal["no", "bf16"] = Field("no", description="'bf16': bf16 compute, fp32 master weights")
+    freeze_vision: bool = Field(False, description="keep the SigLIP tower fixed")
+    freeze_projector: bool = Field(False, description="keep the multimodal projector fixed")
+    freeze_language_model: bool = Field(False, description="keep the language model (and embeddings) fixed")
+    lora_rank: int = Field(0, ge=0, description="LoRA adapters of this rank on the language model; 0 = full")
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    activation_checkpointing: bool = Field(False, description="recompute layer activations in backward")
+    cpu_offload: bool = Field(False, description="FSDP2: keep sharded parameters and optimizer state on CPU")
+    compile_layers: bool = Field(False, description="torch.compile each decoder/encoder layer (GPU)")
+    loss_chunk_rows: int = Field(1024, ge=1, description="labelled positions projected onto the vocabulary at once")
+    window_batches: int = Field(64, ge=1, description="batches per length-sorting window")
+    max_length: int = Field(0, ge=0, description="refuse samples longer than this many tokens; 0 = no limit")
+    save_dtype: Literal["bf16", "fp32"] = Field("bf16", description="dtype of the saved model")
     seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = Field(0, description="0 = only at the end")
-    num_workers: int = 0
-    replay_data: str = Field("", description="text-only conversations (JSONL) mixed in; '' = none")
-    replay_fraction: float = Field(0.0, description="replay samples added, as a fraction of the stage's own")
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(0, ge=0, description="optimizer steps between checkpoints; 0 = none")
+    keep_checkpoints: int = Field(2, ge=1, description="complete checkpoints kept")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per rank")
+    replay_data: str = Field("", description="text-only conversations mixed in; '' = none")
+    replay_fraction: float = Field(0.0, ge=0, le=1, description="replay samples, as a fraction of the stage's own")
 
-
-def init(cfg: TrainConfig, project_dir: Path):
-    """All side effects of setup in one place: seeding, precision, the Accelerator (and its process group)."""
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
-
-    set_seed(cfg.seed)
-    return Accelerator(
-        mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-        project_config=ProjectConfiguration(project_dir=str(project_dir), automatic_checkpoint_naming=True,
-                                            total_limit=2),
-    )
-
-
-def load_model(model_dir: Path, freeze_vision: bool = False):
-    """A Gemma-3 VLM and its processor from a save_pretrained folder, in fp32 for training."""
-    from components.common.models import load_vlm
-
-    model, processor = load_vlm(model_dir)
-    if freeze_vision:
-        model.model.vision_tower.requires_grad_(False)
-    return model, processor
-
-
-def make_loader(samples, processor, model_config, cfg: TrainConfig):
-    import torch
-    from torch.utils.data import DataLoader
-
-    from components.common.chat import collate, special_image_ids
-
-    generator = torch.Generator().manual_seed(cfg.seed)
-    return DataLoader(samples, batch_size=cfg.batch_size, shuffle=True, drop_last=len(samples) > cfg.batch_size,
-                      generator=generator, num_workers=cfg.num_workers,
-                      collate_fn=partial(collate, processor, never_ids=special_image_ids(model_config)))
+    def trajectory(self) -> dict:
+        """The settings that shape the weights (a checkpoint must match them to be resumed)."""
+        return {k: v for k, v in self.model_dump().items() if k not in OPERATIONAL}
 
 
 def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr_ratio` at `max_steps`."""
     def f(step: int) -> float:
-        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        decay = max(cfg.lr_floor, 1.0 - step / max(1, cfg.max_steps))
-        return warm * decay
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return f
 
 
-def train(accelerator, model, loader, cfg: TrainConfig, log_metrics: Callable[[dict, int], None]) -> dict:
-    """Run `cfg.max_steps` optimizer steps; returns steps, first and final loss, every loss, wall time."""
+def load_model(model_dir: Path, cfg: TrainConfig, dist):
+    """(module to train, the VLM inside it, peft model or None, processor), placed and sharded.
+
+    Sharded: rank 0 reads the weights, the other ranks build the model on the meta device, every rank shards
+    it, and the weights are broadcast from rank 0 into the shards: one copy in host memory per node, not one
+    per process."""
     import torch
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    from components.common.models import check_weights, load_processor
+    from components.train import parallel
+    from components.train.loss import LabelledLoss
+
+    check_weights(model_dir)
+    processor = load_processor(model_dir)
+    vlm = _build(model_dir, meta=dist.sharded and not dist.main)
+    parallel.freeze(vlm, cfg.freeze_vision, cfg.freeze_projector, cfg.freeze_language_model)
+    peft_model = None
+    if cfg.lora_rank:
+        peft_model = parallel.add_lora(vlm, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+        vlm = peft_model.get_base_model()
+    if cfg.activation_checkpointing:
+        parallel.checkpoint_activations(vlm)
+    module = LabelledLoss(vlm, cfg.loss_chunk_rows)
+    if not dist.sharded:
+        module.to(dist.device)
+    else:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        full = dict(module.state_dict()) if dist.main else {}
+        buffers = dict(module.named_buffers())
+        parallel.shard(module, dist, cfg.mixed_precision, cfg.cpu_offload)
+        module.to_empty(device=dist.device)
+        set_model_state_dict(module, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        for name, buf in module.named_buffers():  # non-persistent buffers (rotary tables) are not in a state dict
+            if dist.main:
+                buf.copy_(buffers[name].to(buf.device))
+            torch.distributed.broadcast(buf, src=0)
+        del full
+    if cfg.compile_layers:
+        parallel.compile_layers(module)
+    return module, vlm, peft_model, processor
+
+
+def _build(model_dir: Path, meta: bool):
+    import torch
+    from transformers import AutoConfig, Gemma3ForConditionalGeneration
+
+    if not meta:
+        return Gemma3ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
+                                                              attn_implementation="sdpa")
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        return Gemma3ForConditionalGeneration._from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+
+
+def make_loader(stream, processor, model_config, cfg: TrainConfig, dist, start: int):
+    """Collated micro-batches for this rank from micro-batch `start` on (data.iterable)."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from components.common.chat import collate, special_image_ids
+    from components.train.data import iterable
+
+    fn = partial(collate, processor, never_ids=special_image_ids(model_config), max_length=cfg.max_length or None)
+    return DataLoader(iterable(stream, fn, dist.rank, dist.world, start), batch_size=None,
+                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+                      prefetch_factor=4 if cfg.num_workers else None)
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
+
+
+def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoints=None,
+          flops: Callable[[dict], float] | None = None, peak_flops: float | None = None) -> dict:
+    """Run up to `cfg.max_steps` optimizer steps; returns steps, first and final loss, every loss, wall time."""
+    import torch
+
+    from components.train import parallel
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  fused=dist.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    step, skip = resume(accelerator, len(loader), cfg)
-    model.train()
+    step = 0
+    latest = checkpoints.latest() if checkpoints else None
+    if latest:
+        step = checkpoints.load(latest, module, optimizer, scheduler, dist).step
+    batches = iter(loader(step * cfg.grad_accum))
+    autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16,
+                              enabled=cfg.mixed_precision == "bf16" and not dist.sharded)
+    module.train()
     losses: list[float] = []
-    window = {"samples": 0, "tokens": 0, "t0": time.perf_counter()}
+    window = _Window(dist, flops, peak_flops)
     started = time.perf_counter()
-    epoch = step * cfg.grad_accum // max(1, len(loader))
     while step < cfg.max_steps:
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-        skip = 0
-        for batch in batches:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            window["samples"] += batch["input_ids"].shape[0]
-            window["tokens"] += int(batch["attention_mask"].sum())
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            losses.append(loss.item())
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                dt = time.perf_counter() - window["t0"]
-                log_metrics({"train/loss": losses[-1], "train/lr": scheduler.get_last_lr()[0],
-                             "train/samples_per_s": window["samples"] / dt,
-                             "train/tokens_per_s": window["tokens"] / dt, "train/epoch": epoch}, step)
-                window.update(samples=0, tokens=0, t0=time.perf_counter())
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
-                accelerator.save_state()
-            if step >= cfg.max_steps:
-                break
-        epoch += 1
+        micro = [next(batches) for _ in range(cfg.grad_accum)]
+        labelled = dist.all_sum(sum(((b["labels"][:, 1:] != -100).sum() for b in micro),
+                                    torch.zeros((), dtype=torch.long)).to(dist.device))
+        scale = dist.world / labelled.clamp(min=1).float()   # FSDP averages gradients over ranks
+        loss_sum = torch.zeros((), device=dist.device)
+        for i, batch in enumerate(micro):
+            inputs = {k: batch[k].to(dist.device, non_blocking=True) for k in MODEL_INPUTS if k in batch}
+            if dist.sharded:
+                module.set_requires_gradient_sync(i == len(micro) - 1)
+            with autocast:
+                part, _ = module(**inputs)
+            (part * scale).backward()
+            loss_sum += part.detach()
+            window.add(batch)
+        grad_norm = parallel.grad_norm_clip(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss = float(dist.all_sum(loss_sum) / labelled.clamp(min=1))
+        losses.append(loss)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            figures = window.flush()
+            if dist.main:
+                log_metrics({"train/loss": loss, "train/lr": scheduler.get_last_lr()[0], "train/grad_norm": grad_norm,
+                             **figures}, step)
+        if checkpoints and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
+            checkpoints.save(step, step * cfg.grad_accum, module, optimizer, scheduler, dist)
     elapsed = time.perf_counter() - started
     return {"steps": step, "first_loss": losses[0] if losses else math.nan,
             "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else math.nan,
             "train_seconds": elapsed, "losses": losses}
 
 
-def resume(accelerator, batches_per_epoch: int, cfg: TrainConfig) -> tuple[int, int]:
-    """Load the newest checkpoint under the project dir, if any; returns (step, batches to skip this epoch)."""
-    ckpt_root = Path(accelerator.project_dir) / "checkpoints"
-    ckpts = sorted(ckpt_root.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1])) \
-        if ckpt_root.exists() else []
-    if not ckpts:
-        return 0, 0
-    accelerator.load_state(str(ckpts[-1]))
-    accelerator.project_configuration.iteration = int(ckpts[-1].name.split("_")[-1]) + 1
-    step = accelerator._schedulers[0].scheduler.last_epoch  # the scheduler steps once per optimizer step
-    micro = step * cfg.grad_accum
-    log.info("resumed from %s at step %d", ckpts[-1], step)
-    return step, micro % max(1, batches_per_epoch)
+class _Window:
+    """Throughput figures since the last log line: samples/s, useful tokens/s, padding, MFU, peak memory."""
+
+    def __init__(self, dist, flops=None, peak_flops=None):
+        self.dist, self.flops_fn, self.peak_flops = dist, flops, peak_flops
+        self.reset()
+
+    def reset(self):
+        self.samples = self.tokens = self.slots = self.flops = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, batch) -> None:
+        self.samples += int(batch["input_ids"].shape[0])
+        self.tokens += int(batch["attention_mask"].sum())
+        self.slots += int(batch["attention_mask"].numel())
+        if self.flops_fn:
+            self.flops += self.flops_fn(batch)
+
+    def flush(self) -> dict:
+        import torch
+
+        dt = time.perf_counter() - self.t0
+        totals = self.dist.all_sum(torch.tensor([self.samples, self.tokens, self.slots, self.flops],
+                                                dtype=torch.float64, device=self.dist.device)).tolist()
+        samples, tokens, slots, flops = totals
+        out = {"train/samples_per_s": samples / dt, "train/tokens_per_s": tokens / dt,
+               "train/padding_fraction": 1 - tokens / max(1, slots)}
+        if flops and self.peak_flops:
+            out["train/mfu"] = flops / dt / (self.peak_flops * self.dist.world)
+        if self.dist.device.type == "cuda":
+            out["train/peak_memory_gb"] = torch.cuda.max_memory_allocated(self.dist.device) / 2 ** 30
+        self.reset()
+        return out
 
 
-def save_model(accelerator, model, processor, out_dir: Path) -> None:
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(out_dir, safe_serialization=True)
+def save_model(module, vlm, peft_model, processor, out_dir: Path, cfg: TrainConfig, dist, init_model: Path) -> None:
+    """A save_pretrained folder (safetensors shards, bf16 unless fp32 is asked) with the processor; LoRA adapters
+    merged into the weights. Gathered from the shards onto rank 0, written by rank 0."""
+    import torch
+
+    from components.train import parallel
+
+    full = parallel.full_state_dict(module, dist)
+    if dist.main:
+        dtype = torch.bfloat16 if cfg.save_dtype == "bf16" else torch.float32
+        state = {k.removeprefix("vlm."): v for k, v in full.items()}
+        model = vlm
+        if peft_model is not None:
+            model = _merged(init_model, state, cfg) if dist.sharded else peft_model.merge_and_unload()
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        elif dist.sharded:
+            model = _build(init_model, meta=True)
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        model.config.dtype = dtype
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir, state_dict=state, safe_serialization=True, max_shard_size="5GB")
         processor.save_pretrained(out_dir)
+    dist.barrier()
 
+
+def _merged(init_model: Path, state: dict, cfg: TrainConfig):
+    """Rank 0 of a sharded LoRA run: the base model with the trained adapters loaded and merged in (peft)."""
+    from components.train import parallel
+
+    peft_model = parallel.add_lora(_build(init_model, meta=False), cfg.lora_rank, cfg.lora_alpha,
+                                   cfg.lora_dropout)
+    peft_model.get_base_model().load_state_dict(state)
+    return peft_model.merge_and_unload()

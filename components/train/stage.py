@@ -1,0 +1,67 @@
+"""What the training components run: the stage's settings resolved, its checkpoint folder named, the recipe
+launched on the pod's GPUs inside the step's MLflow run, the result recorded. The one place the training step
+touches MLflow (rank 0 of a multi-process launch streams its metrics to the same run)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from components.common import storage
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_uri(root: str, stage: str, *inputs: str) -> str:
+    """`<root>/<stage>/<hash>`: the same for a retry of the same task, different for anything else."""
+    if not root:
+        return ""
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return storage.join(root, stage, key)
+
+
+def processes_for(gpus: int) -> int:
+    """One training process per GPU the pod can see (at most `gpus`); one on a CPU-only machine."""
+    import torch
+
+    return max(1, min(gpus, torch.cuda.device_count())) if torch.cuda.is_available() else 1
+
+
+def train_stage(stage: str, init_model: str, init_id: str, data: str, data_id: str, replay_data: str,
+                replay_id: str, training: dict, checkpoint_root: str, gpus: int, cache_salt: str, out: str,
+                kfp_metrics) -> tuple[str, int]:
+    """Returns (MLflow run id, optimizer steps)."""
+    from components.common.tracking import tracked_step
+    from components.train.launch import launch, spec
+    from components.train.loop import TrainConfig
+
+    cfg = TrainConfig(**{**training, "replay_data": replay_data})
+    ckpt = checkpoint_uri(checkpoint_root, stage, init_id, data_id, replay_id, cfg.trajectory(), cache_salt)
+    with tracked_step(stage) as step:
+        monitor = _system_metrics(step.run_id)
+        try:
+            s = spec(stage, init_model, data, out, cfg.model_dump(), checkpoint_uri=ckpt, data_id=data_id,
+                     mlflow_run_id=step.run_id)
+            result = launch(s, processes_for(gpus), log_metrics=step.log_metrics)
+        finally:
+            if monitor is not None:
+                monitor.finish()
+        step.record(result.logged(stage, cfg, init_model=init_id, data=data_id), kfp_metrics=kfp_metrics)
+    if ckpt and storage.exists(ckpt):   # the model is saved: its checkpoints are no longer needed
+        fs, path = storage.filesystem(ckpt)
+        fs.rm(path, recursive=True)
+    return step.run_id, result.steps
+
+
+def _system_metrics(run_id: str):
+    """MLflow's system metrics (CPU, memory, disk, network; GPUs through nvidia-ml-py when installed) for the
+    step's run, sampled every 10 s. None where the monitor cannot start (it is a convenience, not a duty)."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=10)
+        monitor.start()
+        return monitor
+    except Exception as err:
+        log.warning("system metrics are not logged: %s", err)
+        return None
