@@ -43,7 +43,7 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration -q
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.benchmarks.bench_trainer
+	$(BIN)/python -m tests.benchmarks.bench_trainer --tiny   # on a GPU: without --tiny (Gemma-3-4B shape)
 	$(BIN)/python -m tests.benchmarks.bench_cached_rerun
 	$(BIN)/python -m tests.benchmarks.bench_validate
 

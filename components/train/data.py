@@ -5,8 +5,9 @@ over a JSONL file for its line offsets) and reads the row group or line range a 
 
 The order is a pure function of (seed, epoch, position), so a restarted step resumes exactly where it stopped
 from one number, the micro-batches each rank has consumed:
-- each epoch visits the primary rows' units (Parquet row groups, 20k-line JSONL ranges) in a seeded order;
-- consecutive primary rows form windows of `batch_size x window_batches` rows; each window takes the next
+- each epoch visits the primary rows in a seeded order (ShuffledPass): units (Parquet row groups, 20k-line
+  JSONL ranges) in random order, taken `shuffle_units` at a time with their rows permuted together;
+- consecutive primary rows of that order form windows of `batch_size x window_batches` rows; each window takes the next
   `replay_fraction x` as many text-only replay rows from the replay source, cycling;
 - a window's rows are shuffled, sorted by token length and cut into batches, whose order is shuffled again:
   length-grouped batches, so padding stays at a few percent without packing;
@@ -15,12 +16,15 @@ from one number, the micro-batches each rank has consumed:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from components.common import records, storage
 from components.common.chat import attach_images, caption_conversation
@@ -74,7 +78,7 @@ class RowSource:
     """Rows of a Parquet file, a JSONL file or a folder of them, addressed by (unit, offset) and read one unit
     at a time (the last few kept)."""
 
-    def __init__(self, uri: str, columns: list[str] | None = None, cache_units: int = 2):
+    def __init__(self, uri: str, columns: list[str] | None = None, cache_units: int = 18):
         import pyarrow.parquet as pq
 
         self.uri, self.columns = uri, columns
@@ -91,6 +95,7 @@ class RowSource:
         self.rows = sum(u.rows for u in self.units)
         self._cache: OrderedDict[int, list[dict]] = OrderedDict()
         self._cache_units = cache_units
+        self._passes: dict[tuple[str, int], ShuffledPass] = {}
 
     def __len__(self) -> int:
         return self.rows
@@ -118,19 +123,50 @@ class RowSource:
             self._cache.popitem(last=False)
         return rows
 
-    def read(self, order: list[int], start: int, count: int) -> list[dict]:
-        """`count` rows from position `start` of the sequence that visits units in `order`, wrapping around."""
-        if not self.rows:
-            return []
-        out, pos = [], start % self.rows
-        bounds = _cumulative([self.units[u].rows for u in order])
-        while len(out) < count:
-            k = _locate(bounds, pos)
-            offset = pos - bounds[k]
-            take = min(count - len(out), self.units[order[k]].rows - offset)
-            out += self.unit_rows(order[k])[offset:offset + take]
-            pos = (pos + take) % self.rows
+    def read(self, seed: str, start: int, count: int, group_units: int) -> list[dict]:
+        """`count` rows from position `start` of this source's shuffled order; position p falls in pass p // rows
+        (an epoch), each pass in its own order (ShuffledPass)."""
+        out = []
+        for pos in range(start, start + count):
+            cycle, p = divmod(pos, self.rows)
+            order = self._passes.get((seed, cycle))
+            if order is None:
+                order = self._passes[(seed, cycle)] = ShuffledPass(self, f"{seed}/{cycle}", group_units)
+                while len(self._passes) > 2:
+                    self._passes.pop(next(iter(self._passes)))
+            unit, offset = order.locate(p)
+            out.append(self.unit_rows(unit)[offset])
         return out
+
+
+class ShuffledPass:
+    """One pass over a source in a seeded random order, addressable by position without reading anything.
+
+    The units (row groups, line ranges) are put in a random order and taken `group_units` at a time; the rows of
+    each group are permuted together. Any window of positions therefore mixes rows of many units (a shard of one
+    source or language does not become a run of batches), while each unit is read once per pass and only a
+    group's units are held at a time."""
+
+    def __init__(self, source: RowSource, seed: str, group_units: int):
+        self.source, self.seed = source, seed
+        order = list(range(len(source.units)))
+        random.Random(f"{seed}/units").shuffle(order)
+        self.groups = [order[i:i + group_units] for i in range(0, len(order), group_units)]
+        self.bounds = _cumulative([sum(source.units[u].rows for u in g) for g in self.groups])
+        self._perm: tuple[int, object, list[int]] | None = None
+
+    def locate(self, pos: int) -> tuple[int, int]:
+        """(unit index, row within it) of position `pos` of the pass."""
+        g = _locate(self.bounds, pos)
+        if self._perm is None or self._perm[0] != g:
+            units = self.groups[g]
+            size = self.bounds[g + 1] - self.bounds[g]
+            rng = np.random.default_rng(int(hashlib.sha256(f"{self.seed}/{g}".encode()).hexdigest()[:16], 16))
+            self._perm = (g, rng.permutation(size), _cumulative([self.source.units[u].rows for u in units]))
+        _, perm, unit_bounds = self._perm
+        j = int(perm[pos - self.bounds[g]])
+        k = _locate(unit_bounds, j)
+        return self.groups[g][k], j - unit_bounds[k]
 
 
 def _cumulative(sizes: list[int]) -> list[int]:
@@ -227,17 +263,18 @@ class Stream:
     CAPTION_COLUMNS = ["image", "member", "caption", "lang"]
 
     def __init__(self, kind: str, uri: str, batch_size: int, *, replay_uri: str = "", replay_fraction: float = 0.0,
-                 window_batches: int = 64, seed: int = 0, image_tokens: int = 256,
+                 window_batches: int = 64, shuffle_units: int = 16, seed: int = 0, image_tokens: int = 256,
                  count_tokens: Callable[[list[str]], list[int]] | None = None):
         if kind not in ("captions", "conversations"):
             raise ValueError(f"unknown training data kind {kind!r}: 'captions' or 'conversations'")
         if not 0 <= replay_fraction <= 1:
             raise ValueError(f"replay fraction must be within [0, 1], got {replay_fraction}")
-        self.kind, self.uri, self.seed = kind, uri, seed
-        self.primary = RowSource(uri, self.CAPTION_COLUMNS if kind == "captions" else None)
+        self.kind, self.uri, self.seed, self.shuffle_units = kind, uri, seed, shuffle_units
+        cache = shuffle_units + 2
+        self.primary = RowSource(uri, self.CAPTION_COLUMNS if kind == "captions" else None, cache_units=cache)
         if not len(self.primary):
             raise EmptyDataset(f"{uri} holds no rows to train on")
-        self.replay = RowSource(replay_uri) if replay_uri and replay_fraction > 0 else None
+        self.replay = RowSource(replay_uri, cache_units=cache) if replay_uri and replay_fraction > 0 else None
         if self.replay is not None and not len(self.replay):
             raise EmptyDataset(f"replay data {replay_uri} holds no rows")
         self.layout = Layout(len(self.primary), batch_size, window_batches, replay_fraction,
@@ -248,19 +285,16 @@ class Stream:
     def __len__(self) -> int:
         return len(self.primary) + (self.layout.replay_rows(len(self.primary)) if self.replay else 0)
 
-    def _order(self, source: RowSource, epoch: int) -> list[int]:
-        order = list(range(len(source.units)))
-        random.Random(f"{self.seed}/units/{epoch}").shuffle(order)
-        return order
-
     def window(self, epoch: int, w: int) -> list[list[dict]]:
         lay = self.layout
         n_primary, n_replay = lay.window_size(w)
+        start = epoch * lay.rows + w * lay.window_rows
         rows = [{**r, "_kind": self.kind} for r in
-                self.primary.read(self._order(self.primary, epoch), w * lay.window_rows, n_primary)]
+                self.primary.read(f"{self.seed}/primary", start, n_primary, self.shuffle_units)]
         if n_replay:
             start = (epoch * lay.windows_per_epoch + w) * lay.replay_rows(lay.window_rows)
-            rows += [{**r, "_kind": "replay"} for r in self.replay.read(self._order(self.replay, 0), start, n_replay)]
+            rows += [{**r, "_kind": "replay"}
+                     for r in self.replay.read(f"{self.seed}/replay", start, n_replay, self.shuffle_units)]
         rng = random.Random(f"{self.seed}/window/{epoch}/{w}")
         rng.shuffle(rows)
         lengths = self.token_lengths(rows)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class TrainConfig(BaseModel):
     compile_layers: bool = Field(False, description="torch.compile each decoder/encoder layer (GPU)")
     loss_chunk_rows: int = Field(1024, ge=1, description="labelled positions projected onto the vocabulary at once")
     window_batches: int = Field(64, ge=1, description="batches per length-sorting window")
+    shuffle_units: int = Field(16, ge=1, description="data units (row groups, shards) whose rows are shuffled "
+                               "together; more mixes better and holds more rows in memory")
     max_length: int = Field(0, ge=0, description="refuse samples longer than this many tokens; 0 = no limit")
     save_dtype: Literal["bf16", "fp32"] = Field("bf16", description="dtype of the saved model")
     seed: int = 0
@@ -178,25 +181,15 @@ def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoint
     started = time.perf_counter()
     while step < cfg.max_steps:
         micro = [next(batches) for _ in range(cfg.grad_accum)]
-        labelled = dist.all_sum(sum(((b["labels"][:, 1:] != -100).sum() for b in micro),
-                                    torch.zeros((), dtype=torch.long)).to(dist.device))
-        scale = dist.world / labelled.clamp(min=1).float()   # FSDP averages gradients over ranks
-        loss_sum = torch.zeros((), device=dist.device)
-        for i, batch in enumerate(micro):
-            inputs = {k: batch[k].to(dist.device, non_blocking=True) for k in MODEL_INPUTS if k in batch}
-            if dist.sharded:
-                module.set_requires_gradient_sync(i == len(micro) - 1)
-            with autocast:
-                part, _ = module(**inputs)
-            (part * scale).backward()
-            loss_sum += part.detach()
+        loss_sum, labelled = accumulate(module, micro, dist, autocast)
+        for batch in micro:
             window.add(batch)
         grad_norm = parallel.grad_norm_clip(params, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        loss = float(dist.all_sum(loss_sum) / labelled.clamp(min=1))
+        loss = float(dist.all_sum(loss_sum) / max(1, labelled))
         losses.append(loss)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             figures = window.flush()
@@ -209,6 +202,28 @@ def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoint
     return {"steps": step, "first_loss": losses[0] if losses else math.nan,
             "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else math.nan,
             "train_seconds": elapsed, "losses": losses}
+
+
+def accumulate(module, micro: list[dict], dist, autocast=None) -> tuple[torch.Tensor, int]:
+    """Forward and backward over the micro-batches of one optimizer step; returns (this rank's loss sum, labelled
+    tokens of the step on all ranks). Each micro-batch's loss sum is divided by the step's labelled tokens on
+    every rank, so the gradient is the mean over all of them; FSDP averages gradients over ranks, hence the
+    world size in the scale. Gradients are reduced across ranks only after the last micro-batch."""
+    import contextlib
+
+    labelled = int(dist.all_sum(torch.tensor(sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro),
+                                             device=dist.device)))
+    scale = dist.world / max(1, labelled)
+    loss_sum = torch.zeros((), device=dist.device)
+    for i, batch in enumerate(micro):
+        inputs = {k: batch[k].to(dist.device, non_blocking=True) for k in MODEL_INPUTS if k in batch}
+        if dist.sharded:
+            module.set_requires_gradient_sync(i == len(micro) - 1)
+        with autocast or contextlib.nullcontext():
+            part, _ = module(**inputs)
+        (part * scale).backward()
+        loss_sum += part.detach()
+    return loss_sum, labelled
 
 
 class _Window:
@@ -264,11 +279,22 @@ def save_model(module, vlm, peft_model, processor, out_dir: Path, cfg: TrainConf
         elif dist.sharded:
             model = _build(init_model, meta=True)
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        model.config.dtype = dtype
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out_dir, state_dict=state, safe_serialization=True, max_shard_size="5GB")
+        _record_dtype(out_dir / "config.json", str(dtype).removeprefix("torch."))
         processor.save_pretrained(out_dir)
     dist.barrier()
+
+
+def _record_dtype(config_json: Path, dtype: str) -> None:
+    """save_pretrained writes the dtype of the model in memory (fp32 master weights); record the saved one, so
+    that `dtype="auto"` loads the weights as they are stored."""
+    import json
+
+    config = json.loads(config_json.read_text())
+    for section in (config, *(v for v in config.values() if isinstance(v, dict) and "dtype" in v)):
+        section["dtype"] = dtype
+    config_json.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _merged(init_model: Path, state: dict, cfg: TrainConfig):

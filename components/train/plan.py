@@ -43,7 +43,7 @@ _TEXT = {
 }
 NAMED = sorted(_TEXT)
 LORA_DEFAULT_RANK = 16
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # as parallel.py
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # parallel.add_lora
 
 
 def named_config(name: str):

@@ -76,7 +76,8 @@ def run(stage: str, init_model: str, data: str, out: str, cfg: TrainConfig, log_
         return [len(ids) for ids in processor.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     stream = Stream(STAGES[stage], data, cfg.batch_size, replay_uri=cfg.replay_data,
-                    replay_fraction=cfg.replay_fraction, window_batches=cfg.window_batches, seed=cfg.seed,
+                    replay_fraction=cfg.replay_fraction, window_batches=cfg.window_batches,
+                    shuffle_units=cfg.shuffle_units, seed=cfg.seed,
                     image_tokens=model_config.mm_tokens_per_image, count_tokens=count_tokens)
     module, vlm, peft_model, processor = loop.load_model(model_dir, cfg, dist)
     checkpoints = None

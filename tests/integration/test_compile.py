@@ -40,7 +40,8 @@ def test_compile_writes_yaml_that_loads_back(compiled):
     # every parameter a user sees in the UI has a default; the commit is recorded at compile time
     assert all("defaultValue" in p for p in params.values())
     assert params["git_commit"]["defaultValue"] == git_commit() != ""
-    assert params["cpt_max_steps"]["parameterType"] == "NUMBER_INTEGER"
+    assert params["cpt_training"]["parameterType"] == "STRUCT"
+    assert params["train_gpus"]["parameterType"] == "NUMBER_INTEGER"
     from kfp import components
 
     loaded = components.load_component_from_file(str(out))
@@ -108,7 +109,7 @@ def test_kubernetes_settings_are_compiled_in(compiled):
         assert {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"} in executor["fieldPathAsEnv"], \
             name
     resources = spec["deploymentSpec"]["executors"]["exec-train-cpt"]["container"]["resources"]
-    assert resources["accelerator"]["resourceCount"] == "1"
+    assert resources["accelerator"]["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--train_gpus']}}"
 
 
 def test_run_rejects_unknown_parameters(tmp_path):
@@ -121,7 +122,9 @@ def test_run_rejects_unknown_parameters(tmp_path):
 def test_overrides_are_typed_and_demo_paths_filled(tmp_path):
     from pipelines.cli import DEFAULT_CONFIG, load_arguments
 
-    args = load_arguments(DEFAULT_CONFIG, ["cpt_learning_rate=2e-3", "cpt_max_steps=5", "languages=en,th"],
-                          tmp_path)
-    assert args["cpt_learning_rate"] == 0.002 and args["cpt_max_steps"] == 5 and args["languages"] == "en,th"
+    args = load_arguments(DEFAULT_CONFIG, ["cpt_training.learning_rate=2e-3", "cpt_training.max_steps=5",
+                                           "languages=en,th"], tmp_path)
+    assert args["cpt_training"]["learning_rate"] == 0.002 and args["cpt_training"]["max_steps"] == 5
+    assert args["cpt_training"]["batch_size"] == 16   # the file's other settings of the stage stay
+    assert args["languages"] == "en,th"
     assert args["base_model"] == f"{tmp_path}/base-model"

@@ -134,9 +134,10 @@ def test_conversations_are_checked_and_read_by_the_trainer(tmp_path):
                        "video": "unsupported_media", "outside": "image_outside_root",
                        "unknown-role": "conversation_invalid", "text-type": "unsupported_media",
                        "member-escapes": "image_outside_root", "member-missing": "image_missing"}
-    from components.train.data import ChatSamples
+    from components.train.data import RowSource, chat_sample
 
-    samples = ChatSamples(str(tmp_path / "out" / "curated"))
+    out = str(tmp_path / "out" / "curated")
+    samples = [chat_sample(row, out) for row in RowSource(out).unit_rows(0)]   # what the trainer's stream reads
     turns = samples[0]
     assert [t["role"] for t in turns] == ["user", "assistant"]
     assert turns[0]["content"][0]["type"] == "image" and turns[0]["content"][0]["image"].size == (128, 96)
