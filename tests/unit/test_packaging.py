@@ -26,7 +26,7 @@ def test_dockerfiles_install_the_package_without_the_demo_and_drop_root(name):
     for path in ("components", "pipelines", "pyproject.toml"):
         assert re.search(rf"^COPY .*{path}", text, re.M)
     assert not re.search(r"^COPY .*demo", text, re.M), "the demo stays out of production images"
-    assert re.search(r"^RUN pip install (--no-cache-dir )?\.", text, re.M)
+    assert re.search(r"^RUN pip install (--no-cache-dir )?\"?\.", text, re.M)
     assert re.search(r"^USER 1000", text, re.M)
     assert "torchvision" not in text
     # one torch version everywhere: the Makefile's pin is the reference

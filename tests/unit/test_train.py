@@ -440,3 +440,24 @@ def test_plan_says_27b_full_fine_tuning_needs_8_gpus_with_activation_checkpointi
     assert eight["fits"] is True and eight["per_gpu_gb"] < 80
     text = _cli("plan", "--model", "gemma-3-27b", "--gpus", "1").stdout
     assert "does not fit" in text
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_the_trainer_beats_the_reference_and_the_planner_is_within_20_percent(tmp_path):
+    """The benchmark on the Gemma-3-4B shape (only where a GPU is present): the trainer's samples/s against the
+    reference loop's, and the planner's per-GPU total against the peak memory the trainer reached."""
+    from components.train.plan import Request, plan
+    from tests.benchmarks.bench_trainer import main
+
+    ref, ours, ratio = main(["--steps", "6", "--warmup", "2", "--out", str(tmp_path)])
+    assert ratio["ratio_samples_per_s"] > 1.0 and ours["pad_fraction"] <= 0.05
+    shaped = tmp_path / "config.json"
+    from tests.benchmarks.bench_trainer import model_config
+    from transformers import AutoProcessor
+
+    from demo.build import ensure_demo
+
+    model_config(False, 12, AutoProcessor.from_pretrained(ensure_demo().base_model).tokenizer).to_json_file(shaped)
+    planned = plan(Request(model=str(shaped), gpus=1, batch=8, seq_len=300)).per_gpu_gb
+    assert abs(planned - ours["peak_mem_gb"]) <= 0.2 * ours["peak_mem_gb"]
