@@ -7,7 +7,8 @@ snapshot, register, promote, record_run and finish_run is cached by KFP: their i
 """
 from kfp import dsl, kubernetes
 
-from components.common.component import finish_run, record_run
+from components.common.component import finish_run, record_run, training_pod_gpus
+from components.common.images import CREDENTIAL_KEYS, CREDENTIALS_SECRET
 from components.common.languages import LANGUAGES
 from components.evaluate.component import compare, evaluate
 from components.evaluate.tasks import DEFAULT_TASKS
@@ -17,16 +18,14 @@ from components.train.component import train_cpt, train_sft
 from components.validate_data.component import check_data, merge_data, plan_data
 
 VALIDATION_PARALLELISM = 16  # check tasks at a time (KFP fixes a ParallelFor's parallelism at compile time)
-MLFLOW_SECRET = "seavl-mlflow"  # infra/base/secrets.example.env: MLflow URI and S3 credentials
 
 
 def _setup(task, cache: bool = True, gpus: int = 0, memory: str = "8Gi"):
     """Cluster settings (ignored by kfp.local): credentials from the secret, the KFP run id from the pod's label
     (how a cached-capable step finds its MLflow pipeline run without a run-specific input), resources, GPU
     placement, and whether KFP may serve the task from its cache."""
-    kubernetes.use_secret_as_env(task, secret_name=MLFLOW_SECRET, secret_key_to_env={
-        "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"})
+    kubernetes.use_secret_as_env(task, secret_name=CREDENTIALS_SECRET,
+                                 secret_key_to_env={key: key for key in CREDENTIAL_KEYS})
     kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path="metadata.labels['pipeline/runid']")
     task.set_memory_request(memory).set_cpu_request("2")
     if gpus:
@@ -63,6 +62,8 @@ def sealion_vl(
     replay_data: str = "",
     checkpoint_root: str = "s3://sealion-vl/checkpoints",
     train_gpus: int = 8,
+    train_nodes: int = 1,
+    train_node_selector: dict = {},  # noqa: B006
     reuse_training: bool = True,
     eval_tasks: str = DEFAULT_TASKS,
     max_new_tokens: int = 32,
@@ -93,7 +94,12 @@ def sealion_vl(
             each stage's `replay_fraction` says how many.
         checkpoint_root: where training checkpoints go (s3:// on a cluster, so that a retried or preempted step
             resumes); '' for none.
-        train_gpus: GPUs per training step (one node): one process each, the model sharded across them (FSDP2).
+        train_gpus: GPUs per node of a training step: one process each, the model sharded across all (FSDP2).
+        train_nodes: nodes per training step. 1: the step's pod trains on its own GPUs. More: the step submits a
+            Kubeflow Trainer TrainJob (runtime torch-distributed) of that many nodes, requests no GPU itself, and
+            waits for it; the pipeline root and checkpoint_root must then be on S3.
+        train_node_selector: node labels the training pods must match, e.g. {"nvidia.com/gpu.product":
+            "NVIDIA-H100-80GB-HBM3"} to choose the accelerator type.
         reuse_training: reuse both trainings from KFP's cache when their inputs are unchanged; false trains again.
         eval_tasks: comma-separated evaluation tasks (components/evaluate/tasks): captions, multiple_choice, text.
         max_new_tokens: generated evaluation replies are cut after this many tokens.
@@ -113,13 +119,18 @@ def sealion_vl(
                          validation_groups, eval_data)
         chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
                           validation_groups)
+        # the training step's own pod holds the GPUs on one node, none when it launches a multi-node job
+        pod_gpus = _setup(training_pod_gpus(gpus_per_node=train_gpus, nodes=train_nodes))
         shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
-                      checkpoint_root=checkpoint_root, gpus=train_gpus, cache_salt=fp["cache_salt"])
+                      checkpoint_root=checkpoint_root, gpus=train_gpus, nodes=train_nodes,
+                      node_selector=train_node_selector, cache_salt=fp["cache_salt"])
         cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
                                captions=data.outputs["curated"], training=cpt_training, **shared),
-                     gpus=train_gpus, memory="64Gi")
+                     gpus=pod_gpus.output, memory="64Gi")
         sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
-                               training=sft_training, **shared), gpus=train_gpus, memory="64Gi")
+                               training=sft_training, **shared), gpus=pod_gpus.output, memory="64Gi")
+        for task in (cpt, sft):
+            kubernetes.add_node_selector_json(task, node_selector_json=train_node_selector)
         models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
                   "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
                   "champion": dict(model_uri=fp["champion_uri"])}

@@ -28,3 +28,20 @@ def finish_run(status: dsl.PipelineTaskFinalStatus):
     from components.common.tracking import finish_pipeline_run
 
     finish_pipeline_run(status.state)
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def training_pod_gpus(gpus_per_node: int, nodes: int) -> int:
+    """GPUs the training step's own pod requests: all of a node's when it trains there, none when it only
+    launches a multi-node TrainJob (whose pods request their own).
+
+    Args:
+        gpus_per_node: GPUs per node of the training.
+        nodes: nodes of the training.
+
+    Returns:
+        GPUs for the step's pod.
+    """
+    if gpus_per_node < 1 or nodes < 1:
+        raise ValueError(f"training needs at least one GPU per node and one node, got {gpus_per_node} x {nodes}")
+    return gpus_per_node if nodes == 1 else 0

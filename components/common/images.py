@@ -8,6 +8,11 @@ REGISTRY = "ghcr.io/sealion-vl"
 GPU_IMAGE = f"{REGISTRY}/sealion-vl-gpu:{VERSION}"   # train, evaluate: CUDA torch + the package
 CPU_IMAGE = f"{REGISTRY}/sealion-vl-cpu:{VERSION}"   # snapshot, validate, compare, gate, register, ...
 
+# The Kubernetes secret every step's pod (and a multi-node training job's pods) takes its credentials from, and
+# its keys (infra/base/secrets.example.env). Values never appear in a manifest: only references to this secret.
+CREDENTIALS_SECRET = "seavl-mlflow"
+CREDENTIAL_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
 
 def release_tag(commit: str) -> str:
     """The immutable image tag of a code version."""

@@ -26,6 +26,8 @@ def train_cpt(
     training: dict,
     checkpoint_root: str,
     gpus: int,
+    nodes: int,
+    node_selector: dict,
     cache_salt: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -40,7 +42,9 @@ def train_cpt(
         replay_fingerprint: content fingerprint of replay_data (snapshot step); part of KFP's cache key.
         training: training settings, every key of TrainConfig (components/train/loop.py).
         checkpoint_root: where checkpoints go (local or s3://); '' for none.
-        gpus: GPUs of this step's pod: one training process each (FSDP2 when more than one).
+        gpus: GPUs per node: one training process each (FSDP2 when more than one in all).
+        nodes: 1 to train in this step's pod; more to submit a Kubeflow Trainer TrainJob of that many nodes.
+        node_selector: node labels the TrainJob's pods must match (this pod's own are set by the pipeline).
         cache_salt: '' to let KFP reuse an identical earlier training; a value unique to the run to train again.
         model: the trained model (save_pretrained folder, bf16 safetensors, with its processor).
         metrics: first and final loss and wall time, for the Kubeflow UI.
@@ -52,7 +56,8 @@ def train_cpt(
 
     run_id, steps = train_stage("cpt", base_model, base_fingerprint, captions.path,
                                 captions.metadata.get("fingerprint", captions.uri), replay_data, replay_fingerprint,
-                                training, checkpoint_root, gpus, cache_salt, model.path, metrics)
+                                training, checkpoint_root, gpus, nodes, node_selector, cache_salt, model.path,
+                                model.uri, metrics)
     model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": steps})
     return (run_id,)
 
@@ -66,6 +71,8 @@ def train_sft(
     training: dict,
     checkpoint_root: str,
     gpus: int,
+    nodes: int,
+    node_selector: dict,
     cache_salt: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -79,7 +86,9 @@ def train_sft(
         replay_fingerprint: content fingerprint of replay_data (snapshot step); part of KFP's cache key.
         training: training settings, every key of TrainConfig (components/train/loop.py).
         checkpoint_root: where checkpoints go (local or s3://); '' for none.
-        gpus: GPUs of this step's pod: one training process each (FSDP2 when more than one).
+        gpus: GPUs per node: one training process each (FSDP2 when more than one in all).
+        nodes: 1 to train in this step's pod; more to submit a Kubeflow Trainer TrainJob of that many nodes.
+        node_selector: node labels the TrainJob's pods must match (this pod's own are set by the pipeline).
         cache_salt: '' to let KFP reuse an identical earlier training; a value unique to the run to train again.
         model: the trained model (save_pretrained folder, bf16 safetensors, with its processor).
         metrics: first and final loss and wall time, for the Kubeflow UI.
@@ -91,6 +100,7 @@ def train_sft(
 
     run_id, steps = train_stage("sft", init_model.path, init_model.uri, conversations.path,
                                 conversations.metadata.get("fingerprint", conversations.uri), replay_data,
-                                replay_fingerprint, training, checkpoint_root, gpus, cache_salt, model.path, metrics)
+                                replay_fingerprint, training, checkpoint_root, gpus, nodes, node_selector, cache_salt,
+                                model.path, model.uri, metrics)
     model.metadata.update({"stage": "sft", "steps": steps})
     return (run_id,)

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from components.common import storage
 from components.train.recipes import TrainResult
 
 
@@ -48,7 +49,7 @@ def run_spec(s: dict, log_metrics=None) -> TrainResult:
         if buffer is not None:
             buffer.close()
     if s.get("result") and int(os.environ.get("RANK", "0")) == 0:
-        Path(s["result"]).write_text(json.dumps(asdict(result)))
+        storage.write_bytes(s["result"], json.dumps(asdict(result)).encode())
     return result
 
 
@@ -73,7 +74,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" + os.environ.get("RANK", "0") + " %(message)s")
-    run_spec(json.loads(Path(sys.argv[1]).read_text()))
+    run_spec(json.loads(storage.read_text(sys.argv[1])))   # a local file, or s3:// for a TrainJob's nodes
 
 
 if __name__ == "__main__":

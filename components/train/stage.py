@@ -28,9 +28,9 @@ def processes_for(gpus: int) -> int:
 
 
 def train_stage(stage: str, init_model: str, init_id: str, data: str, data_id: str, replay_data: str,
-                replay_id: str, training: dict, checkpoint_root: str, gpus: int, cache_salt: str, out: str,
-                kfp_metrics) -> tuple[str, int]:
-    """Returns (MLflow run id, optimizer steps)."""
+                replay_id: str, training: dict, checkpoint_root: str, gpus: int, nodes: int, node_selector: dict,
+                cache_salt: str, out: str, out_uri: str, kfp_metrics) -> tuple[str, int]:
+    """Returns (MLflow run id, optimizer steps). One node: trains in this pod. More: a TrainJob (trainjob.py)."""
     from components.common.tracking import tracked_step
     from components.train.launch import launch, spec
     from components.train.loop import TrainConfig
@@ -42,7 +42,10 @@ def train_stage(stage: str, init_model: str, init_id: str, data: str, data_id: s
         try:
             s = spec(stage, init_model, data, out, cfg.model_dump(), checkpoint_uri=ckpt, data_id=data_id,
                      mlflow_run_id=step.run_id)
-            result = launch(s, processes_for(gpus), log_metrics=step.log_metrics)
+            if nodes > 1:
+                result = train_on_cluster(stage, s, nodes, gpus, node_selector, out_uri)
+            else:
+                result = launch(s, processes_for(gpus), log_metrics=step.log_metrics)
         finally:
             if monitor is not None:
                 monitor.finish()
@@ -51,6 +54,35 @@ def train_stage(stage: str, init_model: str, init_id: str, data: str, data_id: s
         fs, path = storage.filesystem(ckpt)
         fs.rm(path, recursive=True)
     return step.run_id, result.steps
+
+
+def train_on_cluster(stage: str, s: dict, nodes: int, gpus: int, node_selector: dict, out_uri: str):
+    """The spec written beside the checkpoints, a TrainJob of `nodes` x `gpus` run on it, its result read back.
+    Everything the job's nodes read or write is on S3: the spec, the data, the checkpoints, the model."""
+    import os
+
+    from components.train import trainjob
+    from components.train.recipes import TrainResult
+
+    ckpt = s["checkpoint_uri"]
+    if not storage.is_remote(ckpt):
+        raise ValueError(f"multi-node training needs checkpoint_root on S3 (got {ckpt!r}): the job's nodes share "
+                         "nothing else with this step")
+    for name, uri in (("the model output (the pipeline root)", out_uri), ("the training data", s["data"]),
+                      ("the initial model", s["init_model"])):
+        if not storage.is_remote(uri) and not uri.startswith("models:/"):
+            raise ValueError(f"multi-node training reads and writes through S3, but {name} is {uri!r}")
+    job_dir = storage.join(ckpt, "job")
+    s = {**s, "out": out_uri, "result": storage.join(job_dir, "result.json")}
+    storage.write_bytes(storage.join(job_dir, "spec.json"), json.dumps(s, indent=1).encode())
+    namespace = trainjob.current_namespace()
+    req = trainjob.JobRequest(name=trainjob.job_name(stage, ckpt.rstrip("/").rsplit("/", 1)[-1]), namespace=namespace,
+                              image=trainjob.own_image(namespace), spec_uri=storage.join(job_dir, "spec.json"),
+                              nodes=nodes, gpus_per_node=gpus, node_selector=dict(node_selector or {}),
+                              env={"KFP_RUN_ID": os.environ.get("KFP_RUN_ID", ""), "HF_HUB_OFFLINE": "1",
+                                   "TOKENIZERS_PARALLELISM": "false"})
+    trainjob.run(req)
+    return TrainResult(**json.loads(storage.read_text(s["result"])))
 
 
 def _system_metrics(run_id: str):

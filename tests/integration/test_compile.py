@@ -109,7 +109,11 @@ def test_kubernetes_settings_are_compiled_in(compiled):
         assert {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"} in executor["fieldPathAsEnv"], \
             name
     resources = spec["deploymentSpec"]["executors"]["exec-train-cpt"]["container"]["resources"]
-    assert resources["accelerator"]["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--train_gpus']}}"
+    # GPUs of the training step's own pod: train_gpus on one node, none when it launches a multi-node TrainJob
+    assert resources["accelerator"]["resourceCount"] == \
+        "{{$.inputs.parameters['pipelinechannel--training-pod-gpus-Output']}}"
+    selector = {"nodeSelectorJson": {"componentInputParameter": "pipelinechannel--train_node_selector"}}
+    assert cpt["nodeSelector"] == selector
 
 
 def test_run_rejects_unknown_parameters(tmp_path):

@@ -453,10 +453,10 @@ def test_on_a_gpu_the_trainer_beats_the_reference_and_the_planner_is_within_20_p
     ref, ours, ratio = main(["--steps", "6", "--warmup", "2", "--out", str(tmp_path)])
     assert ratio["ratio_samples_per_s"] > 1.0 and ours["pad_fraction"] <= 0.05
     shaped = tmp_path / "config.json"
-    from tests.benchmarks.bench_trainer import model_config
     from transformers import AutoProcessor
 
     from demo.build import ensure_demo
+    from tests.benchmarks.bench_trainer import model_config
 
     model_config(False, 12, AutoProcessor.from_pretrained(ensure_demo().base_model).tokenizer).to_json_file(shaped)
     planned = plan(Request(model=str(shaped), gpus=1, batch=8, seq_len=300)).per_gpu_gb

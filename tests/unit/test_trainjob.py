@@ -95,3 +95,55 @@ def test_the_launcher_waits_and_fails_with_the_jobs_reason():
                                      "message": "active deadline reached"}]}])
     with pytest.raises(trainjob.TrainJobFailed, match="DeadlineExceeded: active deadline reached"):
         trainjob.run(_request(), poll_s=0, api=failing, core=_Core())
+
+
+def test_a_multi_node_step_hands_its_nodes_everything_through_s3(demo, bucket, monkeypatch, tmp_path):
+    """The launcher's side of a TrainJob against a real S3 server (moto): the spec it writes is what the job's
+    nodes run, and the model and the result come back through S3. The cluster's part (starting the manifest's
+    command on every node) is played by two local processes running that command."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components.common import storage
+    from components.train import launch, stage
+    from components.train.loop import TrainConfig
+
+    root = Path(demo.captions).parent
+    rows = [json.loads(line) for line in Path(demo.captions).read_text().splitlines()[:64]]
+    (tmp_path / "curated").mkdir()
+    pq.write_table(pa.table({"image": [str(root / r["image"]) for r in rows], "member": [None] * 64,
+                             "caption": [r["caption"] for r in rows], "lang": [r["lang"] for r in rows]}),
+                   tmp_path / "curated" / "part-0.parquet")
+    data = storage.publish(tmp_path / "curated", f"s3://{bucket}/data/curated")
+    base = storage.publish(Path(demo.base_model), f"s3://{bucket}/models/base")
+    monkeypatch.setattr(trainjob, "current_namespace", lambda: "team-a")
+    monkeypatch.setattr(trainjob, "own_image", lambda namespace: "ghcr.io/sealion-vl/sealion-vl-gpu:0.1.0-abc1234")
+    submitted = []
+
+    def cluster(req, **kwargs):
+        job = trainjob.manifest(req)
+        jsonschema.validate(job, CRD["openAPIV3Schema"])
+        submitted.append(job)
+        _torchrun, *command = job["spec"]["trainer"]["command"]
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        *command], check=True, env=os.environ, capture_output=True)
+
+    monkeypatch.setattr(trainjob, "run", cluster)
+    spec = launch.spec("cpt", base, data, "", TrainConfig(max_steps=4, batch_size=4).model_dump(),
+                       checkpoint_uri=f"s3://{bucket}/checkpoints/cpt/1cb2912e03f2d111", data_id="fingerprint")
+    out = f"s3://{bucket}/pipeline-root/train-cpt/model"
+    result = stage.train_on_cluster("cpt", spec, nodes=2, gpus=1, node_selector={"pool": "h100"}, out_uri=out)
+    assert result.steps == 4 and len(result.losses) == 4
+    assert storage.exists(f"{out}/config.json") and storage.exists(f"{out}/model.safetensors")
+    job = submitted[0]
+    assert job["metadata"]["name"] == "seavl-cpt-1cb2912e03f2d111" and job["spec"]["trainer"]["numNodes"] == 2
+    assert job["spec"]["trainer"]["command"][-1] == f"s3://{bucket}/checkpoints/cpt/1cb2912e03f2d111/job/spec.json"
+    # what the nodes cannot reach is refused before anything is submitted
+    with pytest.raises(ValueError, match="checkpoint_root on S3"):
+        stage.train_on_cluster("cpt", {**spec, "checkpoint_uri": str(tmp_path / "ckpt")}, 2, 1, {}, out)
+    with pytest.raises(ValueError, match="the model output"):
+        stage.train_on_cluster("cpt", spec, 2, 1, {}, str(tmp_path / "model"))
