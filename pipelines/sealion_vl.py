@@ -130,6 +130,7 @@ def sealion_vl(
         sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
                                training=sft_training, **shared), gpus=pod_gpus.output, memory="64Gi")
         for task in (cpt, sft):
+            task.after(pod_gpus)   # the GPU count is a placeholder; kfp.local needs the order spelt out
             kubernetes.add_node_selector_json(task, node_selector_json=train_node_selector)
         models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
                   "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
