@@ -108,6 +108,18 @@ def test_sigkill_then_restart_ends_with_the_uninterrupted_weights(demo, curated,
     assert len({p.name for p in shards}) == processes   # one shard file per rank
 
 
+def test_workers_and_activation_checkpointing_change_nothing_but_speed_and_memory(demo, curated, tmp_path):
+    """DataLoader workers take turns and DataLoader interleaves them back: the same batches in the same order.
+    Recomputing activations in backward gives the same gradients."""
+    cfg = TrainConfig(max_steps=4, batch_size=8, warmup_steps=1)
+    plain = recipes.cpt(demo.base_model, curated, tmp_path / "a", cfg)
+    workers = recipes.cpt(demo.base_model, curated, tmp_path / "b", cfg.model_copy(update={"num_workers": 2}))
+    recomputed = recipes.cpt(demo.base_model, curated, tmp_path / "c",
+                             cfg.model_copy(update={"activation_checkpointing": True}))
+    assert workers.losses == plain.losses
+    assert recomputed.losses == pytest.approx(plain.losses, rel=1e-5)
+
+
 def test_checkpoints_keep_the_last_k_and_skip_incomplete_ones(demo, curated, tmp_path):
     ckpt = tmp_path / "ckpt"
     cfg = TrainConfig(max_steps=10, batch_size=8, checkpoint_every=2, keep_checkpoints=2, warmup_steps=2)
