@@ -132,6 +132,9 @@ def sealion_vl(
         for task in (cpt, sft):
             task.after(pod_gpus)   # the GPU count is a placeholder; kfp.local needs the order spelt out
             kubernetes.add_node_selector_json(task, node_selector_json=train_node_selector)
+            # /dev/shm is 64 MB in a pod: NCCL between the GPUs and DataLoader workers need more
+            kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
+                                       size_limit="64Gi")
         models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
                   "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
                   "champion": dict(model_uri=fp["champion_uri"])}

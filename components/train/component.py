@@ -54,7 +54,8 @@ def train_cpt(
     """
     from components.train.stage import train_stage
 
-    run_id, steps = train_stage("cpt", base_model, base_fingerprint, captions.path,
+    # a multi-node job's pods read the artifacts where KFP keeps them (S3), not through this pod's mounts
+    run_id, steps = train_stage("cpt", base_model, base_fingerprint, captions.uri if nodes > 1 else captions.path,
                                 captions.metadata.get("fingerprint", captions.uri), replay_data, replay_fingerprint,
                                 training, checkpoint_root, gpus, nodes, node_selector, cache_salt, model.path,
                                 model.uri, metrics)
@@ -98,7 +99,9 @@ def train_sft(
     """
     from components.train.stage import train_stage
 
-    run_id, steps = train_stage("sft", init_model.path, init_model.uri, conversations.path,
+    remote = nodes > 1   # a multi-node job's pods read the artifacts where KFP keeps them (S3)
+    run_id, steps = train_stage("sft", init_model.uri if remote else init_model.path, init_model.uri,
+                                conversations.uri if remote else conversations.path,
                                 conversations.metadata.get("fingerprint", conversations.uri), replay_data,
                                 replay_fingerprint, training, checkpoint_root, gpus, nodes, node_selector, cache_salt,
                                 model.path, model.uri, metrics)

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 LogFn = Callable[[dict, int], None]
 
 # Settings that do not change the trajectory: a checkpoint may be resumed with other values of these.
-OPERATIONAL = {"log_every", "checkpoint_every", "keep_checkpoints", "num_workers", "compile_layers"}
+OPERATIONAL = {"log_every", "checkpoint_every", "keep_checkpoints", "num_workers", "compile_layers",
+               "activation_checkpointing", "cpu_offload", "save_dtype"}
 
 
 class TrainConfig(BaseModel):
@@ -97,6 +98,8 @@ def load_model(model_dir: Path, cfg: TrainConfig, dist):
     from components.train.loss import LabelledLoss
 
     check_weights(model_dir)
+    if cfg.cpu_offload and dist.device.type != "cuda":
+        raise ValueError("cpu_offload moves FSDP2's sharded state from the GPUs to host memory: it needs GPUs")
     processor = load_processor(model_dir)
     vlm = _build(model_dir, meta=dist.sharded and not dist.main)
     parallel.freeze(vlm, cfg.freeze_vision, cfg.freeze_projector, cfg.freeze_language_model)
@@ -106,7 +109,9 @@ def load_model(model_dir: Path, cfg: TrainConfig, dist):
         vlm = peft_model.get_base_model()
     if cfg.activation_checkpointing:
         parallel.checkpoint_activations(vlm)
-    module = LabelledLoss(vlm, cfg.loss_chunk_rows)
+    module = LabelledLoss(vlm, cfg.loss_chunk_rows, sharded=dist.sharded)
+    if cfg.compile_layers:   # before sharding: each layer compiled once, then wrapped by FSDP2
+        parallel.compile_layers(module)
     if not dist.sharded:
         module.to(dist.device)
     else:
@@ -115,15 +120,17 @@ def load_model(model_dir: Path, cfg: TrainConfig, dist):
         full = dict(module.state_dict()) if dist.main else {}
         buffers = dict(module.named_buffers())
         parallel.shard(module, dist, cfg.mixed_precision, cfg.cpu_offload)
-        module.to_empty(device=dist.device)
+        module.to_empty(device="cpu" if cfg.cpu_offload else dist.device)   # offloaded shards live in host memory
+        for m in module.modules():   # buffers (position ids, rotary tables) are used where the compute is
+            for name, buf in m._buffers.items():
+                if buf is not None:
+                    m._buffers[name] = buf.to(dist.device)
         set_model_state_dict(module, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
         for name, buf in module.named_buffers():  # non-persistent buffers (rotary tables) are not in a state dict
             if dist.main:
                 buf.copy_(buffers[name].to(buf.device))
             torch.distributed.broadcast(buf, src=0)
         del full
-    if cfg.compile_layers:
-        parallel.compile_layers(module)
     return module, vlm, peft_model, processor
 
 
@@ -149,9 +156,11 @@ def make_loader(stream, processor, model_config, cfg: TrainConfig, dist, start: 
     from components.train.data import iterable
 
     fn = partial(collate, processor, never_ids=special_image_ids(model_config), max_length=cfg.max_length or None)
+    # its own generator: iter() would otherwise draw from the global one, restored from the checkpoint
     return DataLoader(iterable(stream, fn, dist.rank, dist.world, start), batch_size=None,
                       num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
-                      prefetch_factor=4 if cfg.num_workers else None)
+                      prefetch_factor=4 if cfg.num_workers else None, generator=torch.Generator(),
+                      pin_memory=dist.device.type == "cuda")
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
@@ -201,24 +210,23 @@ def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoint
     elapsed = time.perf_counter() - started
     return {"steps": step, "first_loss": losses[0] if losses else math.nan,
             "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else math.nan,
-            "train_seconds": elapsed, "losses": losses}
+            "train_seconds": elapsed, "losses": losses, "resumed_from": latest or ""}
 
 
 def accumulate(module, micro: list[dict], dist, autocast=None) -> tuple[torch.Tensor, int]:
     """Forward and backward over the micro-batches of one optimizer step; returns (this rank's loss sum, labelled
     tokens of the step on all ranks). Each micro-batch's loss sum is divided by the step's labelled tokens on
     every rank, so the gradient is the mean over all of them; FSDP averages gradients over ranks, hence the
-    world size in the scale. Gradients are reduced across ranks only after the last micro-batch."""
+    world size in the scale. Under FSDP2 gradients are reduce-scattered after every micro-batch and add up in
+    their shards: skipping the sync would keep a whole unsharded fp32 gradient per GPU (110 GB at 27B)."""
     import contextlib
 
     labelled = int(dist.all_sum(torch.tensor(sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro),
                                              device=dist.device)))
     scale = dist.world / max(1, labelled)
     loss_sum = torch.zeros((), device=dist.device)
-    for i, batch in enumerate(micro):
+    for batch in micro:
         inputs = {k: batch[k].to(dist.device, non_blocking=True) for k in MODEL_INPUTS if k in batch}
-        if dist.sharded:
-            module.set_requires_gradient_sync(i == len(micro) - 1)
         with autocast or contextlib.nullcontext():
             part, _ = module(**inputs)
         (part * scale).backward()
@@ -301,7 +309,6 @@ def _merged(init_model: Path, state: dict, cfg: TrainConfig):
     """Rank 0 of a sharded LoRA run: the base model with the trained adapters loaded and merged in (peft)."""
     from components.train import parallel
 
-    peft_model = parallel.add_lora(_build(init_model, meta=False), cfg.lora_rank, cfg.lora_alpha,
-                                   cfg.lora_dropout)
-    peft_model.get_base_model().load_state_dict(state)
+    peft_model = parallel.add_lora(_build(init_model, meta=True), cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+    peft_model.get_base_model().load_state_dict(state, assign=True)   # the gathered tensors, not a copy
     return peft_model.merge_and_unload()

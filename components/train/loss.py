@@ -48,11 +48,27 @@ class LabelledLoss(nn.Module):
     projection, the projector and the final norms are then unsharded by the root's hooks around this forward,
     which calls the decoder and the output projection separately."""
 
-    def __init__(self, vlm: nn.Module, chunk_rows: int = 1024):
+    def __init__(self, vlm: nn.Module, chunk_rows: int = 1024, sharded: bool = False):
         super().__init__()
         self.vlm = vlm
         self.chunk_rows = chunk_rows
+        self.sharded = sharded
 
     def forward(self, labels: torch.Tensor, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        idle = None
+        if self.sharded and inputs.get("pixel_values") is None:
+            idle = self._idle_vision(inputs["input_ids"].device)
         hidden = self.vlm.model(**inputs, use_cache=False, return_dict=True).last_hidden_state
-        return labelled_ce_sum(hidden, labels, self.vlm.lm_head, self.chunk_rows)
+        total, count = labelled_ce_sum(hidden, labels, self.vlm.lm_head, self.chunk_rows)
+        return (total if idle is None else total + idle), count
+
+    def _idle_vision(self, device) -> torch.Tensor:
+        """A batch without images (text replay, text-only conversations) would skip the vision tower's layers,
+        and with them their FSDP2 all-gathers and reduce-scatters, while other ranks run them: the collectives
+        would no longer match and the job would hang. One blank image through the tower first (where a batch
+        with images runs it), weighted 0, keeps every rank's collectives in the same order without changing
+        the loss or the gradients."""
+        size = self.vlm.config.vision_config.image_size
+        dtype = self.vlm.model.vision_tower.embeddings.patch_embedding.weight.dtype
+        blank = torch.zeros(1, 3, size, size, device=device, dtype=dtype)
+        return self.vlm.model.get_image_features(pixel_values=blank).pooler_output.float().sum() * 0

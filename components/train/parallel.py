@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from torch import nn
@@ -57,7 +58,9 @@ def setup(device: str = "auto") -> Dist:
     if cuda:
         torch.cuda.set_device(local_rank)
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="cpu:gloo,cuda:nccl" if cuda else "gloo")
+        # Rank 0 alone downloads, loads and saves a 27B model while the others wait in a collective.
+        torch.distributed.init_process_group(backend="cpu:gloo,cuda:nccl" if cuda else "gloo",
+                                             timeout=timedelta(hours=2))
     return Dist(rank, world, local_rank, torch.device("cuda", local_rank) if cuda else torch.device("cpu"),
                 sharded=world > 1)
 
@@ -111,7 +114,7 @@ def compile_layers(module: nn.Module) -> None:
     """Regional compilation: each decoder and encoder layer compiled on its own (one graph reused per layer)."""
     torch._dynamo.config.cache_size_limit = max(64, torch._dynamo.config.cache_size_limit)
     for m in module.modules():
-        if type(m).__name__ in SHARDED_LAYERS:
+        if type(m).__name__.removeprefix("FSDP") in SHARDED_LAYERS:
             m.compile()
 
 

@@ -206,7 +206,7 @@ def text_flops(config, c: Counts, seq_len: int, lora: bool = False) -> float:
     text = config.text_config
     factor = 4 if lora else 6
     attention = 4 * seq_len * seq_len / 2 * text.num_attention_heads * text.head_dim * text.num_hidden_layers
-    return factor * c.language_model * seq_len + (1 + factor / 2) * attention
+    return factor * c.language_model * seq_len + 3 * attention   # attention has no weights: backward = 2 x forward
 
 
 def image_flops(config, c: Counts, trains: bool = True) -> float:
@@ -215,7 +215,9 @@ def image_flops(config, c: Counts, trains: bool = True) -> float:
     patches = (vision.image_size // vision.patch_size) ** 2
     factor = 4 if trains else 0
     attention = 4 * patches * patches * vision.hidden_size * vision.num_hidden_layers
-    return (2 + factor) * (c.vision + c.projector) * patches + (1 + factor / 2) * attention
+    # the projector maps the pooled tokens (mm_tokens_per_image), not every patch
+    return ((2 + factor) * (c.vision * patches + c.projector * config.mm_tokens_per_image)
+            + (3 if trains else 1) * attention)
 
 
 def batch_flops(config, c: Counts, batch: dict, freeze_vision: bool = False, lora: bool = False) -> float:
@@ -274,7 +276,8 @@ def peak_flops(device) -> float | None:
     if getattr(device, "type", str(device)) != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    for key, tflops in (("H200", 989), ("H100", 989), ("A100", 312), ("L40S", 362), ("A10", 125)):
+    for key, tflops in (("H200", 989), ("H100 PCIe", 756), ("H100", 989), ("A100", 312), ("L40S", 362),
+                        ("A10", 125)):
         if key in name:
             return tflops * 1e12
     return None

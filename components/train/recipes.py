@@ -131,11 +131,12 @@ def _gpu_memory_gb(dist) -> float:
 
 
 def _localize(uri: str, dist) -> Path:
-    """The model folder on this node: rank 0 copies it first, the others then find it in the cache."""
-    if dist.main:
+    """The model folder on this node: the node's first process copies it, the others then find it cached."""
+    first = dist.local_rank == 0
+    if first:
         path = storage.localize(uri)
     dist.barrier()
-    return path if dist.main else storage.localize(uri)
+    return path if first else storage.localize(uri)
 
 
 def _model_identity(model_dir: Path) -> str:

@@ -68,8 +68,9 @@ def train_on_cluster(stage: str, s: dict, nodes: int, gpus: int, node_selector: 
     if not storage.is_remote(ckpt):
         raise ValueError(f"multi-node training needs checkpoint_root on S3 (got {ckpt!r}): the job's nodes share "
                          "nothing else with this step")
+    replay = s["config"].get("replay_data") or ""
     for name, uri in (("the model output (the pipeline root)", out_uri), ("the training data", s["data"]),
-                      ("the initial model", s["init_model"])):
+                      ("the initial model", s["init_model"]), *((("the replay data", replay),) if replay else ())):
         if not storage.is_remote(uri) and not uri.startswith("models:/"):
             raise ValueError(f"multi-node training reads and writes through S3, but {name} is {uri!r}")
     job_dir = storage.join(ckpt, "job")
@@ -81,7 +82,7 @@ def train_on_cluster(stage: str, s: dict, nodes: int, gpus: int, node_selector: 
                               nodes=nodes, gpus_per_node=gpus, node_selector=dict(node_selector or {}),
                               env={"KFP_RUN_ID": os.environ.get("KFP_RUN_ID", ""), "HF_HUB_OFFLINE": "1",
                                    "TOKENIZERS_PARALLELISM": "false"})
-    trainjob.run(req)
+    trainjob.run(req, finished=lambda: storage.exists(s["result"]))
     return TrainResult(**json.loads(storage.read_text(s["result"])))
 
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL, KIND = "trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"
 RUNTIME = "torch-distributed"
 GPU_RESOURCE = "nvidia.com/gpu"
+SHM_SIZE = "64Gi"
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -63,7 +64,10 @@ def manifest(req: JobRequest) -> dict:
     env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": key}}}
             for key in CREDENTIAL_KEYS]
     resources = {GPU_RESOURCE: req.gpus_per_node, "cpu": req.cpu, "memory": req.memory}
-    pod = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}}
+    # /dev/shm is 64 MB in a pod: NCCL and DataLoader workers need more
+    pod = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
+           "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}],
+           "containers": [{"name": "node", "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]}]}
     if req.node_selector:
         pod["nodeSelector"] = dict(req.node_selector)
     if req.tolerations:
@@ -125,45 +129,99 @@ def own_image(namespace: str, core=None) -> str:
     return containers.get("main") or next(iter(containers.values()))
 
 
-def run(req: JobRequest, poll_s: float = 15.0, api=None, core=None) -> None:
-    """Create the TrainJob (or find the one a previous attempt created), stream its first node's log, wait."""
+def run(req: JobRequest, poll_s: float = 15.0, api=None, core=None, finished=lambda: False,
+        max_api_errors: int = 20) -> None:
+    """Create the TrainJob, stream its first node's log, wait for it to end.
+
+    A job of the same name left by an earlier attempt of this step is watched when it still runs, taken as done
+    when it completed and `finished()` (its result exists), and otherwise deleted and created again: the new
+    job resumes from the checkpoints. Transient API errors are retried, up to `max_api_errors` in a row."""
     from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
 
     if api is None or core is None:
         config.load_incluster_config()
         api, core = client.CustomObjectsApi(), client.CoreV1Api()
-    try:
-        api.create_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, manifest(req))
-        log.info("TrainJob %s/%s created: %d node(s) x %d GPU(s)", req.namespace, req.name, req.nodes,
-                 req.gpus_per_node)
-    except ApiException as err:
-        if err.status == 409:
-            log.info("TrainJob %s/%s exists (a previous attempt of this step): watching it", req.namespace, req.name)
-        elif err.status == 403:
-            raise TrainJobFailed(f"not allowed to create TrainJobs in {req.namespace}: the pipeline runner's service "
-                                 "account needs the seavl-trainjobs Role (infra/base/rbac.yaml)") from err
-        elif err.status == 404:
-            raise TrainJobFailed("the TrainJob API (trainer.kubeflow.org/v1alpha1) is not installed: install "
-                                 "Kubeflow Trainer, or train on one node (train_nodes=1)") from err
+    if _create(api, req) == "exists":
+        done, failure = outcome(api.get_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, req.name))
+        if done and failure is None and finished():
+            log.info("TrainJob %s/%s already completed (an earlier attempt of this step)", req.namespace, req.name)
+            return
+        if done:
+            log.info("TrainJob %s/%s of an earlier attempt ended (%s): starting it again, from its checkpoints",
+                     req.namespace, req.name, failure or "its result is missing")
+            _delete(api, req, poll_s)
+            _create(api, req)
         else:
-            raise
+            log.info("TrainJob %s/%s of an earlier attempt is running: watching it", req.namespace, req.name)
     streamer = _LogStreamer(core, req.namespace, req.name)
-    last_state = None
+    last_state, errors = None, 0
     while True:
-        job = api.get_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, req.name)
-        finished, failure = outcome(job)
+        try:
+            job = api.get_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, req.name)
+            errors = 0
+        except Exception as err:   # API server restarts, connection resets: the job goes on meanwhile
+            errors += 1
+            if errors > max_api_errors:
+                raise TrainJobFailed(f"TrainJob {req.namespace}/{req.name}: status unreadable ({err})") from err
+            log.warning("reading TrainJob %s failed (%s); retrying", req.name, err)
+            time.sleep(poll_s)
+            continue
+        finished_now, failure = outcome(job)
         state = [c.get("type") for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
         if state != last_state:
             log.info("TrainJob %s: %s", req.name, ", ".join(state) or "pending")
             last_state = state
         streamer.poll()
-        if finished:
+        if finished_now:
             streamer.stop()
             if failure:
                 raise TrainJobFailed(f"TrainJob {req.namespace}/{req.name} failed: {failure}")
             return
         time.sleep(poll_s)
+
+
+def _create(api, req: JobRequest) -> str:
+    """'created', or 'exists' when a job of that name is there already."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        # Strict: a field this cluster's Trainer does not know is an error, not silently dropped
+        api.create_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, manifest(req),
+                                            field_validation="Strict")
+        log.info("TrainJob %s/%s created: %d node(s) x %d GPU(s)", req.namespace, req.name, req.nodes,
+                 req.gpus_per_node)
+        return "created"
+    except ApiException as err:
+        if err.status == 409:
+            return "exists"
+        if err.status == 403:
+            raise TrainJobFailed(f"not allowed to create TrainJobs in {req.namespace}: the pipeline runner's service "
+                                 "account needs the seavl-trainjobs Role (infra/base/rbac.yaml)") from err
+        elif err.status == 404:
+            raise TrainJobFailed("the TrainJob API (trainer.kubeflow.org/v1alpha1) is not installed: install "
+                                 "Kubeflow Trainer, or train on one node (train_nodes=1)") from err
+        if err.status == 422:
+            raise TrainJobFailed(f"the cluster's Kubeflow Trainer refused the TrainJob: {err.body}") from err
+        raise
+
+
+def _delete(api, req: JobRequest, poll_s: float, timeout_s: float = 600) -> None:
+    """Delete the job and wait until it is gone (its pods first: foreground propagation)."""
+    from kubernetes.client.exceptions import ApiException
+
+    api.delete_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, req.name,
+                                        propagation_policy="Foreground")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            api.get_namespaced_custom_object(GROUP, VERSION, req.namespace, PLURAL, req.name)
+        except ApiException as err:
+            if err.status == 404:
+                return
+            raise
+        time.sleep(poll_s)
+    raise TrainJobFailed(f"TrainJob {req.namespace}/{req.name} of an earlier attempt was not deleted in "
+                         f"{timeout_s:.0f} s")
 
 
 class _LogStreamer:
@@ -177,8 +235,9 @@ class _LogStreamer:
     def poll(self) -> None:
         if self.thread is not None:
             return
-        pods = self.core.list_namespaced_pod(self.namespace,
-                                             label_selector=f"jobset.sigs.k8s.io/jobset-name={self.name}")
+        pods = self.core.list_namespaced_pod(   # node 0: rank 0, the one that logs
+            self.namespace, label_selector=f"jobset.sigs.k8s.io/jobset-name={self.name},"
+                                           "batch.kubernetes.io/job-completion-index=0")
         first = sorted((p for p in pods.items if p.status and p.status.phase in ("Running", "Succeeded", "Failed")),
                        key=lambda p: p.metadata.name)
         if first:

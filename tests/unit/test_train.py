@@ -120,6 +120,29 @@ def test_workers_and_activation_checkpointing_change_nothing_but_speed_and_memor
     assert recomputed.losses == pytest.approx(plain.losses, rel=1e-5)
 
 
+def test_two_fsdp2_processes_stay_in_step_when_one_has_a_batch_without_images(demo, curated, tmp_path):
+    """Text replay makes whole batches without images. Such a batch would skip the sharded vision layers'
+    collectives on one rank while the other runs them (a hang, or gloo's "collective mismatch")."""
+    from itertools import islice
+
+    from components.train.data import Stream, micro_batches
+
+    replay = str(demo.root / "data" / "text.jsonl")
+    settings = dict(batch_size=4, window_batches=4, replay_fraction=0.5, seed=0)
+    stream = Stream("captions", curated, replay_uri=replay, **settings)
+
+    def text_only(rank):
+        return [all(r["_kind"] == "replay" for r in b) for _, b in islice(micro_batches(stream, rank, 2, 0), 12)]
+
+    assert any(a != b for a, b in zip(text_only(0), text_only(1), strict=True))   # the case arises in 12 steps
+    sets = [f"{k}={v}" for k, v in {**settings, "max_steps": 12, "replay_data": replay}.items()]
+    done = subprocess.run([*SEAVL, "train", "cpt", "--init-model", demo.base_model, "--data", curated, "--out",
+                           str(tmp_path / "m"), "--processes", "2", *[a for kv in sets for a in ("--set", kv)]],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "12 steps" in done.stdout
+
+
 def test_checkpoints_keep_the_last_k_and_skip_incomplete_ones(demo, curated, tmp_path):
     ckpt = tmp_path / "ckpt"
     cfg = TrainConfig(max_steps=10, batch_size=8, checkpoint_every=2, keep_checkpoints=2, warmup_steps=2)

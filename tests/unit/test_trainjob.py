@@ -70,16 +70,33 @@ def test_status_conditions_decide_the_outcome(status, expected):
 
 
 class _Api:
-    """The two CustomObjectsApi calls the watcher makes, answering as the controller would over time."""
+    """The CustomObjectsApi calls the watcher makes, answering as the API server and the controller would:
+    `existing` is the status of a job an earlier attempt left (None: no such job)."""
 
-    def __init__(self, statuses):
-        self.created, self.statuses = [], list(statuses)
+    def __init__(self, statuses, existing=None):
+        self.created, self.deleted, self.statuses, self.existing = [], [], list(statuses), existing
 
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body, field_validation=None):
+        from kubernetes.client.exceptions import ApiException
+
+        assert field_validation == "Strict"
+        if self.existing is not None:
+            raise ApiException(status=409, reason="AlreadyExists")
         self.created.append(body)
 
     def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        from kubernetes.client.exceptions import ApiException
+
+        if self.deleted and not self.created:
+            raise ApiException(status=404, reason="NotFound")
+        if self.existing is not None:
+            return {"status": self.existing}
         return {"status": self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]}
+
+    def delete_namespaced_custom_object(self, group, version, namespace, plural, name, propagation_policy=None):
+        assert propagation_policy == "Foreground"
+        self.deleted.append(name)
+        self.existing = None
 
 
 class _Core:
@@ -95,6 +112,22 @@ def test_the_launcher_waits_and_fails_with_the_jobs_reason():
                                      "message": "active deadline reached"}]}])
     with pytest.raises(trainjob.TrainJobFailed, match="DeadlineExceeded: active deadline reached"):
         trainjob.run(_request(), poll_s=0, api=failing, core=_Core())
+
+
+def test_a_retried_step_restarts_a_failed_job_and_reuses_a_completed_one():
+    failed = {"conditions": [{"type": "Failed", "status": "True", "reason": "FailedJobs", "message": "preempted"}]}
+    complete = {"conditions": [{"type": "Complete", "status": "True"}]}
+    api = _Api([complete], existing=failed)
+    trainjob.run(_request(), poll_s=0, api=api, core=_Core())
+    assert api.deleted == [_request().name] and len(api.created) == 1   # deleted, then created again
+    done = _Api([complete], existing=complete)
+    trainjob.run(_request(), poll_s=0, api=done, core=_Core(), finished=lambda: True)
+    assert done.deleted == [] and done.created == []                     # its result is there: nothing to redo
+    running = _Api([complete], existing={"conditions": [{"type": "Created", "status": "True"}]})
+    later = iter([{"conditions": [{"type": "Created", "status": "True"}]}, {}, complete])
+    running.get_namespaced_custom_object = lambda *a: {"status": next(later)}
+    trainjob.run(_request(), poll_s=0, api=running, core=_Core())
+    assert running.deleted == [] and running.created == []               # still running: watched, not replaced
 
 
 def test_a_multi_node_step_hands_its_nodes_everything_through_s3(demo, bucket, monkeypatch, tmp_path):
