@@ -8,6 +8,7 @@
                                                              curate and validate a caption corpus or SFT set
     seavl train {cpt,sft} --init-model URI --data URI --out URI [--checkpoint-uri URI] [--config FILE]
                 [--set key=value ...] [--processes N]        one training stage alone
+    seavl score --task TASK --lang LANG --data URI --predictions FILE   SEA-HELM's metrics for given responses
     seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
                [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
 """
@@ -320,6 +321,25 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
     console.print(f"{verdict} in {gpu_memory:g} GB per GPU")
     for line in result.advice:
         console.print(f"  try {line}")
+
+
+@app.command()
+def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa"),
+          lang: str = typer.Option(..., "--lang", help="language code as SEA-HELM names it, e.g. id"),
+          data: str = typer.Option(..., "--data", help="the task's dataset in its public schema (Parquet, local or s3://)"),
+          predictions: str = typer.Option(..., "--predictions", help='JSONL of {"id": ..., "response": ...}')):
+    """Score responses produced elsewhere the way SEA-HELM does; prints one JSON object.
+
+    Exit status 0, or 2 when the data or the predictions cannot be scored (named in the message)."""
+    from components.evaluate.seahelm.mcq import TooFewLabels
+    from components.evaluate.seahelm.tasks import EvalDataError, dumps, score_predictions
+
+    try:
+        result = score_predictions(task, lang, data, predictions)
+    except (EvalDataError, TooFewLabels, OSError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(dumps(result))
 
 
 def show_result(kfp_run_id: str) -> None:

@@ -1,0 +1,79 @@
+"""SEA-HELM's scoring, against hand-worked cases: answer extraction, balanced accuracy normalised by chance,
+`seavl score` on CVQA-format data."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from components.evaluate.seahelm.mcq import TooFewLabels, extract_label, mcq_metrics
+from tests.support import seahelm
+
+SEAVL = [sys.executable, "-m", "pipelines.cli"]
+
+
+@pytest.mark.parametrize("response, expected", [
+    ("Jawaban: A", "A"),
+    ("jawaban: b", "B"),                      # the tag and the letter in lower case
+    ("JAWABAN:**C**", "C"),                   # markdown bold between tag and letter
+    ("Jawaban: AB", "B"),                     # (A|B|..)+ keeps its last repetition, as re does
+    ("D.", "D"),                              # no tag: the whole response, stripped of punctuation
+    ("Saya kira jawabannya adalah sate", "null"),
+    ("Jawaban: E", "null"),                   # not a gold label
+    ("", "null"),
+    (None, "null"),
+])
+def test_answers_are_extracted_as_seahelm_does(response, expected):
+    assert extract_label(response, "Jawaban:", ["A", "B", "C", "D"]) == expected
+
+
+def test_normalized_accuracy_by_hand():
+    # recall per gold class: A 1/2, B 1/1, C 1/1, D 1/2 -> balanced accuracy 0.75; K = 4, chance 0.25
+    # normalized = 100 * (0.75 - 0.25) / (1 - 0.25) = 66.67
+    golds = ["A", "A", "B", "C", "D", "D"]
+    preds = ["A", "null", "B", "C", "D", "A"]
+    m = mcq_metrics(golds, preds)
+    assert m["accuracy"] == pytest.approx(75.0)
+    assert m["normalized_accuracy"] == pytest.approx(200 / 3)
+    assert m["null_count"] == 1 and m["n"] == 6
+    # below chance is 0, not negative: A 0/1, B 2/3 -> BA 1/3 < 1/2
+    assert mcq_metrics(["A", "B", "B", "B"], ["null", "B", "B", "A"])["normalized_accuracy"] == 0.0
+    with pytest.raises(TooFewLabels):
+        mcq_metrics(["A", "A"], ["A", "B"])
+
+
+def _predictions(path, pairs):
+    path.write_text("".join(json.dumps({"id": i, "response": r}) + "\n" for i, r in pairs))
+    return path
+
+
+def test_seavl_score_on_cvqa_data(tmp_path):
+    data = seahelm.cvqa(tmp_path / "cvqa" / "test.parquet", [
+        ("id-1", "id", 0), ("id-2", "id", 0), ("id-3", "id", 1), ("id-4", "id", 2), ("id-5", "id", 3),
+        ("id-6", "id", 3), ("ms-1", "ms", 1), ("zh-1", "zh", 2)])
+    preds = _predictions(tmp_path / "p.jsonl", [
+        ("id-1", "Jawaban: A"), ("id-2", "Saya tidak tahu."), ("id-3", "jawaban: b"), ("id-4", "Jawaban: **C**"),
+        ("id-5", "D"), ("id-6", "Jawaban: A")])
+    r = subprocess.run([*SEAVL, "score", "--task", "cvqa", "--lang", "id", "--data", str(data.parent),
+                        "--predictions", str(preds)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["task"] == "cvqa" and out["lang"] == "id" and out["n"] == 6   # only the Indonesian subset
+    assert out["metrics"]["normalized_accuracy"] == pytest.approx(200 / 3)
+    assert out["metrics"]["accuracy"] == pytest.approx(75.0) and out["metrics"]["null_count"] == 1
+
+
+def test_cvqa_hidden_answers_and_incomplete_predictions_are_refused(tmp_path):
+    hidden = seahelm.cvqa(tmp_path / "hidden.parquet", [("id-1", "id", 0), ("id-2", "id", -1), ("id-3", "id", 1)])
+    preds = _predictions(tmp_path / "p.jsonl", [("id-1", "Jawaban: A"), ("id-2", "Jawaban: D"), ("id-3", "B")])
+    r = subprocess.run([*SEAVL, "score", "--task", "cvqa", "--lang", "id", "--data", str(hidden), "--predictions",
+                        str(preds)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Label -1" in r.stderr and "hides its labels" in r.stderr
+    data = seahelm.cvqa(tmp_path / "ok.parquet", [("id-1", "id", 0), ("id-3", "id", 1)])
+    partial = _predictions(tmp_path / "partial.jsonl", [("id-1", "Jawaban: A")])
+    r = subprocess.run([*SEAVL, "score", "--task", "cvqa", "--lang", "id", "--data", str(data), "--predictions",
+                        str(partial)], capture_output=True, text=True)
+    assert r.returncode == 2 and "no prediction" in r.stderr and "id-3" in r.stderr
+    r = subprocess.run([*SEAVL, "score", "--task", "cvqa", "--lang", "th", "--data", str(data), "--predictions",
+                        str(partial)], capture_output=True, text=True)
+    assert r.returncode == 2 and "not 'th'" in r.stderr
