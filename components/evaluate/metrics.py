@@ -1,46 +1,65 @@
 """Evaluators: pure metric functions returning numbers or dicts.
 
-CIDEr is pycocoevalcap's CIDEr-D; it splits on whitespace, so text is pre-tokenised here: lower-cased,
-punctuation dropped, and scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese)
-split into characters, the usual practice for those languages in XM3600 evaluations. chrF comes from
+CIDEr is pycocoevalcap's CIDEr-D; it splits on whitespace, so text is pre-tokenised here: NFKC-normalised (an NFD
+Vietnamese caption equals its NFC reference), lower-cased, punctuation dropped; Thai, Lao, Khmer and Burmese,
+written without spaces, split into grapheme clusters (a base character with its vowel and tone marks); Chinese
+and Japanese into characters, with runs of Latin letters and digits kept whole ("iPhone 15" is two tokens, not
+eight). References that tokenise to nothing are dropped (pycocoevalcap fails on them), and CIDEr needs at least
+two items, since its weights come from document frequencies over the items scored together. chrF comes from
 sacrebleu. Multiple-choice accuracy compares the chosen option index with the gold one.
 """
 from __future__ import annotations
 
+import logging
 import unicodedata
 
-UNSPACED_LANGS = {"zh", "ja", "th", "lo", "km", "my"}
+log = logging.getLogger(__name__)
+
+CLUSTER_LANGS = {"th", "lo", "km", "my"}   # no spaces between words: grapheme clusters
+CHARACTER_LANGS = {"zh", "ja"}             # characters, Latin and digit runs whole
+UNSPACED_LANGS = CLUSTER_LANGS | CHARACTER_LANGS
 
 
 def tokenize(text: str, lang: str) -> str:
-    """Whitespace-joined tokens of `text` for CIDEr: lower-case, no punctuation, characters for unspaced scripts."""
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text.lower())
-    if lang in UNSPACED_LANGS:
-        tokens = []
-        for word in text.split():
-            # keep combining marks (Thai vowels and tones) with their base character
-            for ch in word:
-                if tokens and unicodedata.category(ch).startswith("M") and tokens[-1] != " ":
-                    tokens[-1] += ch
-                else:
-                    tokens.append(ch)
-        return " ".join(tokens)
-    return " ".join(text.split())
+    """Whitespace-joined CIDEr tokens of `text` (see the module docstring)."""
+    import regex
+
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    if lang in CLUSTER_LANGS:
+        tokens = [t for t in regex.findall(r"\X", text) if not t.isspace()]
+    elif lang in CHARACTER_LANGS:
+        tokens = [t for t in regex.findall(r"[\p{Latin}\p{N}]+|\X", text) if not t.isspace()]
+    else:
+        tokens = text.split()
+    return " ".join(tokens)
+
+
+class TooFewItems(ValueError):
+    """CIDEr over fewer than two items: every n-gram's document frequency equals the item count, so every
+    weight, and the score, would be 0 whatever the captions."""
 
 
 def cider(references: dict[str, list[str]], hypotheses: dict[str, str], lang: str) -> tuple[float, dict[str, float]]:
     """CIDEr-D of one hypothesis per id against its references; (corpus score, per-id scores).
 
-    Document frequencies come from this call's references only, so compare models on the same item set.
-    """
+    Document frequencies come from this call's references only, so compare models on the same item set. Items
+    whose references all tokenise to nothing are left out (and logged)."""
     from pycocoevalcap.cider.cider import Cider
 
     if set(references) != set(hypotheses):
         raise ValueError("references and hypotheses must cover the same ids")
-    if not references:
-        return 0.0, {}
-    ids = sorted(references)
-    gts = {i: [tokenize(r, lang) for r in references[i]] for i in ids}
+    gts = {}
+    for i in sorted(references):
+        refs = [t for t in (tokenize(r, lang) for r in references[i]) if t]
+        if refs:
+            gts[i] = refs
+    dropped = len(references) - len(gts)
+    if dropped:
+        log.warning("CIDEr: %d item(s) have no reference left after tokenisation and are not scored", dropped)
+    if len(gts) < 2:
+        raise TooFewItems(f"CIDEr needs at least two items with references, got {len(gts)}")
+    ids = sorted(gts)
     res = {i: [tokenize(hypotheses[i], lang)] for i in ids}
     score, per_item = Cider().compute_score(gts, res)
     return float(score), {i: float(s) for i, s in zip(ids, per_item, strict=True)}

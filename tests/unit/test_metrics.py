@@ -25,7 +25,7 @@ def test_cider_wrong_caption_scores_zero_and_ids_must_match():
     score, _ = metrics.cider({"a": ["red circle"], "b": ["blue square"]}, {"a": "green", "b": "yellow"}, "en")
     assert score == 0.0
     with pytest.raises(ValueError):
-        metrics.cider({"a": ["x"]}, {"b": "x"}, "en")
+        metrics.cider({"a": ["x"], "c": ["y"]}, {"b": "x", "c": "y"}, "en")
 
 
 def test_tokenize_splits_unspaced_scripts_and_drops_punctuation():
@@ -33,6 +33,38 @@ def test_tokenize_splits_unspaced_scripts_and_drops_punctuation():
     assert metrics.tokenize("左边有两个", "zh") == "左 边 有 两 个"
     # Thai vowels and tone marks stay with their consonant
     assert metrics.tokenize("สีแดง", "th").split() == ["สี", "แ", "ด", "ง"]
+
+
+def test_cider_equals_pycocoevalcap_on_whitespace_tokenised_english():
+    from pycocoevalcap.cider.cider import Cider
+
+    refs = {"1": ["a red circle on the left", "one red circle left"], "2": ["two blue squares on the right"],
+            "3": ["a green triangle in the middle", "green triangle centre"]}
+    hyps = {"1": "a red circle", "2": "two blue squares right", "3": "a yellow triangle in the middle"}
+    ours, per_item = metrics.cider(refs, hyps, "en")
+    theirs, their_items = Cider().compute_score(refs, {k: [v] for k, v in hyps.items()})
+    assert ours == pytest.approx(theirs, abs=1e-9)
+    assert [per_item[k] for k in sorted(refs)] == pytest.approx(list(their_items), abs=1e-9)
+
+
+def test_cider_tokenisation_fixes():
+    # an NFD-written Vietnamese caption identical to its NFC reference is a perfect match
+    import unicodedata
+
+    ref = "hai hình tròn màu đỏ ở bên trái"
+    refs = {"a": [ref], "b": ["một hình vuông xanh lam"]}
+    score, per_item = metrics.cider(refs, {"a": unicodedata.normalize("NFD", ref), "b": "một hình vuông xanh lam"},
+                                    "vi")
+    assert per_item["a"] == pytest.approx(10.0, abs=1e-6)
+    # Latin words and numbers inside Chinese stay whole
+    assert metrics.tokenize("两部iPhone 15手机", "zh") == "两 部 iphone 15 手 机"
+    # a reference made only of punctuation is dropped instead of crashing pycocoevalcap
+    score, per_item = metrics.cider({"a": ["...", "red circle"], "b": ["blue square"], "c": ["!!"]},
+                                    {"a": "red circle", "b": "blue square", "c": "x"}, "en")
+    assert set(per_item) == {"a", "b"} and score > 0
+    # one item alone cannot be scored: every weight would be 0
+    with pytest.raises(metrics.TooFewItems):
+        metrics.cider({"a": ["red circle"]}, {"a": "red circle"}, "en")
 
 
 def test_chrf_and_accuracy():

@@ -77,3 +77,71 @@ def test_cvqa_hidden_answers_and_incomplete_predictions_are_refused(tmp_path):
     r = subprocess.run([*SEAVL, "score", "--task", "cvqa", "--lang", "th", "--data", str(data), "--predictions",
                         str(partial)], capture_output=True, text=True)
     assert r.returncode == 2 and "not 'th'" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(demo, tmp_path_factory):
+    """A tiny random transformers CLIPModel with the demo's tokenizer: the judge interface SEA-HELM's open_clip
+    model sits behind, small enough for CI."""
+    import torch
+    from transformers import AutoProcessor, CLIPConfig, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPVisionConfig
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    tok = AutoProcessor.from_pretrained(demo.base_model).tokenizer
+    text = CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    vision = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("clip")
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    images = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def test_refclipscore_equals_a_direct_computation_with_the_same_encoder(tiny_clip):
+    import numpy as np
+    import torch
+    from transformers import AutoProcessor, CLIPModel
+
+    from components.evaluate.seahelm.refclip import TransformersClipJudge, extract_caption, refclipscore
+    from tests.support.corpus import jpeg
+
+    assert extract_caption("Caption: two red circles\nmore", "Caption:") == "two red circles"
+    assert extract_caption("Caption: **a cat**", "Caption:") == "a cat**"
+    assert extract_caption("no tag here", "Caption:") == "no tag here"
+    images = [jpeg(i) for i in range(3)]
+    captions = ["dua lingkaran merah", "satu persegi biru", ""]
+    references = [["dua lingkaran merah di kiri", "lingkaran merah"], ["persegi biru"], ["segitiga hijau"]]
+    metrics, per_item = refclipscore(TransformersClipJudge(str(tiny_clip), device="cpu"), images, captions,
+                                     references)
+
+    model, processor = CLIPModel.from_pretrained(tiny_clip), AutoProcessor.from_pretrained(tiny_clip)
+    import io
+
+    from PIL import Image
+
+    def unit(output):   # the projected features (transformers 5 returns them as pooler_output)
+        t = output if isinstance(output, torch.Tensor) else output.pooler_output
+        return t / t.norm(dim=-1, keepdim=True)
+
+    with torch.no_grad():
+        img = unit(model.get_image_features(**processor(images=[Image.open(io.BytesIO(b)).convert("RGB")
+                                                                for b in images], return_tensors="pt")))
+        def text(texts):
+            return unit(model.get_text_features(**processor(text=texts, return_tensors="pt", padding=True)))
+        cap = text(captions)
+        expected = []
+        clip_scores = []
+        for i, refs in enumerate(references):
+            c = 2.5 * max(float(img[i] @ cap[i]), 0.0)
+            r = max(float(v @ cap[i]) for v in text(refs))
+            clip_scores.append(c)
+            expected.append(2 * c * r / (c + r) if c + r else 0.0)
+    assert metrics["refclipscore"] == pytest.approx(float(np.mean(expected)), abs=1e-5)
+    assert metrics["normalized_refclipscore"] == pytest.approx(100 * max(float(np.mean(expected)), 0), abs=1e-3)
+    assert metrics["clipscore"] == pytest.approx(float(np.mean(clip_scores)), abs=1e-5)
+    assert per_item == pytest.approx([100 * max(e, 0) for e in expected], abs=1e-3)
+    assert metrics["null_count"] == 1

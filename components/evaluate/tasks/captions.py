@@ -19,7 +19,7 @@ def ask(item: dict) -> Generate:
 def score(items: list[dict], captions: list[str], lang: str) -> tuple[float, list[dict]]:
     value, per_item = metrics.cider({r["id"]: r["references"] for r in items},
                                     {r["id"]: c for r, c in zip(items, captions, strict=True)}, lang)
-    return value, [{"id": r["id"], "output": c, "reference": r["references"][0], "score": per_item[r["id"]]}
+    return value, [{"id": r["id"], "output": c, "reference": r["references"][0], "score": per_item.get(r["id"])}
                    for r, c in zip(items, captions, strict=True)]
 
 
