@@ -66,6 +66,8 @@ def sealion_vl(
     train_node_selector: dict = {},  # noqa: B006
     reuse_training: bool = True,
     eval_tasks: str = DEFAULT_TASKS,
+    eval_response_cache: str = "s3://sealion-vl/eval-responses",
+    eval_gpus: int = 1,
     max_new_tokens: int = 32,
     text_tolerance: float = 2.0,
     caption_tolerance: float = 0.0,
@@ -102,6 +104,9 @@ def sealion_vl(
             "NVIDIA-H100-80GB-HBM3"} to choose the accelerator type.
         reuse_training: reuse both trainings from KFP's cache when their inputs are unchanged; false trains again.
         eval_tasks: comma-separated evaluation tasks (components/evaluate/tasks): captions, multiple_choice, text.
+        eval_response_cache: where evaluation replies are kept as they are generated, so that a retried
+            evaluation resumes by item id ('' = none).
+        eval_gpus: GPUs per evaluation step; the model is spread over them (bf16) when it does not fit one.
         max_new_tokens: generated evaluation replies are cut after this many tokens.
         text_tolerance: how far (chrF points) the candidate's text score may fall below the base's and still promote.
         caption_tolerance: how far (CIDEr) its captioning may fall below the base's and still promote.
@@ -140,7 +145,8 @@ def sealion_vl(
                   "champion": dict(model_uri=fp["champion_uri"])}
         evals = {role: _setup(evaluate(role=role, eval_data=eval_data, eval_fingerprint=fp["eval_fingerprint"],
                                        eval_tasks=eval_tasks, languages=languages, max_new_tokens=max_new_tokens,
-                                       **model), gpus=1, memory="32Gi").set_display_name(f"evaluate-{role}")
+                                       response_cache=eval_response_cache, gpus=eval_gpus,
+                                       **model), gpus=eval_gpus, memory="128Gi").set_display_name(f"evaluate-{role}")
                  for role, model in models.items()}
         side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()}))
         verdict = _setup(gate(scores=side_by_side.outputs["scores"], text_tolerance=text_tolerance,

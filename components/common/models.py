@@ -35,7 +35,7 @@ def load_processor(model_dir: Path):
     return AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
 
 
-def load_vlm(model_dir: Path, dtype: str = "float32", device: str | None = None):
+def load_vlm(model_dir: Path, dtype: str = "float32", device: str | None = None, max_memory: dict | None = None):
     """(model, processor) with SDPA attention. Flash-attention is not an option for Gemma 3: it would drop the
     bidirectional mask over image tokens."""
     import torch
@@ -44,5 +44,5 @@ def load_vlm(model_dir: Path, dtype: str = "float32", device: str | None = None)
     check_weights(model_dir)
     model = Gemma3ForConditionalGeneration.from_pretrained(model_dir, dtype=getattr(torch, dtype),
                                                            attn_implementation="sdpa", use_safetensors=True,
-                                                           device_map=device)
+                                                           device_map=device, max_memory=max_memory)
     return model, load_processor(model_dir)

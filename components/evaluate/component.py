@@ -19,6 +19,8 @@ def evaluate(
     model: Input[Model] = None,
     model_uri: str = "",
     model_fingerprint: str = "",
+    response_cache: str = "",
+    gpus: int = 1,
 ) -> NamedTuple("Outputs", mlflow_run_id=str):
     """Score one model on the configured evaluation tasks: a model artifact of this pipeline, or one by URI.
 
@@ -35,6 +37,9 @@ def evaluate(
             model scores nothing (no champion yet).
         model_fingerprint: content fingerprint of model_uri when its content can change under the same URI (the
             base model); part of KFP's cache key. '' for URIs that never change content.
+        response_cache: where replies are kept as they are generated (local or s3://), so that a retried step
+            resumes by item id; '' for none.
+        gpus: GPUs of this step; the model is spread over them (bf16) when it does not fit one.
 
     Returns:
         mlflow_run_id: the id of this step's MLflow run.
@@ -44,9 +49,11 @@ def evaluate(
     from components.common.tracking import tracked_step
     from components.evaluate.core import EvalConfig, evaluate_model
 
-    cfg = EvalConfig(tasks=eval_tasks, languages=languages, max_new_tokens=max_new_tokens)
+    cfg = EvalConfig(tasks=eval_tasks, languages=languages, max_new_tokens=max_new_tokens,
+                     response_cache=response_cache, gpus=gpus)
+    model_id = model.uri if model is not None else (model_fingerprint or model_uri)
     with tracked_step(f"evaluate-{role}") as step:
-        result = evaluate_model(model.path if model is not None else model_uri, eval_data, cfg)
+        result = evaluate_model(model.path if model is not None else model_uri, eval_data, cfg, model_id=model_id)
         step.record(result.logged(role, eval_data, cfg, model.uri if model is not None else model_uri))
     Path(scores.path).write_text(result.to_json(), encoding="utf-8")
     scores.metadata.update({"role": role, "model": result.model})

@@ -30,6 +30,9 @@ class EvalConfig(BaseModel):
     max_new_tokens: int = Field(32, description="generated replies are cut here")
     batch_size: int = 32
     max_items_per_task: int = Field(0, description="0 = all; else the first N items of each task and language")
+    gpus: int = Field(1, ge=1, description="GPUs the model may be spread over (when the machine has GPUs)")
+    response_cache: str = Field("", description="URI where replies are kept as they are generated, so that an "
+                                "interrupted evaluation resumes by item id; '' = none")
 
     @property
     def task_list(self) -> list[EvalTask]:
@@ -91,8 +94,9 @@ def _by_group(items: list[dict], default_task: str) -> dict[tuple[str, str], lis
     return out
 
 
-def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig) -> ModelScores:
-    """Score the model at `model_uri` on every configured task. An empty URI (no champion yet) scores nothing."""
+def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig, model_id: str = "") -> ModelScores:
+    """Score the model at `model_uri` on every configured task. An empty URI (no champion yet) scores nothing.
+    `model_id` names the model in the response cache (its content fingerprint or artifact URI; default the URI)."""
     if not model_uri:
         return ModelScores(model="")
     tasks = cfg.task_list
@@ -101,14 +105,15 @@ def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig) -> ModelScor
     if not any(items.values()):
         raise FileNotFoundError(f"no evaluation items under {eval_data} for tasks {[t.name for t in tasks]} "
                                 f"(files {[t.filename for t in tasks]}) and languages {languages or 'all'}")
-    model, processor = inference.load(storage.localize(model_uri))
+    model, processor = inference.load(storage.localize(model_uri), gpus=cfg.gpus)
     result = ModelScores(model=model_uri)
     groups: dict[str, str] = {}  # reported task name -> the overall figure it counts towards
     for task in tasks:
         rows = items[task.name]
         log.info("%s: %d %s items", model_uri, len(rows), task.name)
-        answers = inference.answer(model, processor, [task.ask(r) for r in rows], cfg.max_new_tokens,
-                                   cfg.batch_size)
+        cache = (ResponseCache(cfg.response_cache, model_id or model_uri, task, cfg.max_new_tokens)
+                 if cfg.response_cache else None)
+        answers = _answers(model, processor, task, rows, cfg, cache)
         for (name, lang), idx in _by_group(rows, task.name).items():
             value, per_item = task.score([rows[i] for i in idx], [answers[i] for i in idx], lang)
             result.table[f"{name}/{lang}/{task.metric}"] = value
@@ -116,6 +121,64 @@ def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig) -> ModelScor
             result.samples += [{"task": name, "lang": lang, **s} for s in per_item]
     result.table.update(aggregate(result.table, groups))
     return result
+
+
+class ResponseCache:
+    """A model's answers to one task, kept as they are produced: `<root>/<key>/<task>/part-*.jsonl`, lines
+    {"key": "<lang>/<id>", "answer": ...}. The key hashes the model URI, the generation limit and the task's code
+    (its prompts), so a changed prompt never reuses an old answer. One small file per batch: S3 has no append."""
+
+    def __init__(self, root: str, model_uri: str, task: EvalTask, max_new_tokens: int):
+        import hashlib
+        import inspect
+        import sys
+
+        source = inspect.getsource(sys.modules[task.ask.__module__])
+        key = hashlib.sha256(json.dumps([model_uri, max_new_tokens, source]).encode()).hexdigest()[:16]
+        self.folder = storage.join(root, key, task.name)
+
+    def load(self) -> dict[str, object]:
+        fs, path = storage.filesystem(self.folder)
+        if not fs.exists(path):
+            return {}
+        out = {}
+        for part in sorted(fs.find(path)):
+            if part.endswith(".jsonl"):
+                with fs.open(part, "rb") as f:
+                    for line in f:
+                        if line.strip():
+                            row = json.loads(line)
+                            out[row["key"]] = row["answer"]
+        return out
+
+    def add(self, answers: dict[str, object]) -> None:
+        import uuid
+
+        if answers:
+            lines = "".join(json.dumps({"key": k, "answer": v}, ensure_ascii=False) + "\n" for k, v in answers.items())
+            storage.write_bytes(storage.join(self.folder, f"part-{uuid.uuid4().hex}.jsonl"), lines.encode())
+
+
+def _answers(model, processor, task: EvalTask, rows: list[dict], cfg: EvalConfig, cache: ResponseCache | None
+             ) -> list:
+    """The model's answer to every item: those in the cache read back, the rest produced (and cached)."""
+    keys = [f"{r['lang']}/{r['id']}" for r in rows]
+    known = cache.load() if cache else {}
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    if known:
+        log.info("%s: %d of %d answers from the response cache", task.name, len(rows) - len(todo), len(rows))
+
+    def keep(positions: list[int], replies: list) -> None:
+        cache.add({keys[todo[p]]: reply for p, reply in zip(positions, replies, strict=True)})
+
+    fresh = inference.answer(model, processor, [task.ask(rows[i]) for i in todo], cfg.max_new_tokens,
+                             cfg.batch_size, on_batch=keep if cache else None, progress=task.name)
+    if cache:   # multiple-choice answers come at the end, not batch by batch
+        cache.add({keys[i]: a for i, a in zip(todo, fresh, strict=True) if not isinstance(a, str)})
+    answers = [known.get(k) for k in keys]
+    for i, a in zip(todo, fresh, strict=True):
+        answers[i] = a
+    return answers
 
 
 def compare(by_role: dict[str, ModelScores]) -> Scores:

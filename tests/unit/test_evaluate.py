@@ -47,6 +47,44 @@ def test_a_model_is_scored_on_every_configured_task(demo):
     assert evaluate_model("", demo.eval_dir, cfg) == ModelScores(model="")  # no champion yet
 
 
+def test_an_interrupted_evaluation_resumes_from_its_response_cache(demo, tmp_path, monkeypatch):
+    """Replies are kept batch by batch; a restart generates only what is missing and scores the same."""
+    from components.evaluate import inference
+
+    cfg = EvalConfig(tasks="captions,multiple_choice", languages="en,th", max_items_per_task=4, max_new_tokens=8,
+                     batch_size=2)
+    uninterrupted = evaluate_model(demo.base_model, demo.eval_dir, cfg)
+    cached = cfg.model_copy(update={"response_cache": str(tmp_path / "responses")})
+    real_generate, calls = inference.generate, []
+
+    def dies_after_two_batches(model, processor, conversations, max_new_tokens, batch_size, on_batch=None,
+                               progress=""):
+        def counted(positions, replies):
+            calls.append(len(positions))
+            on_batch(positions, replies)
+            if len(calls) == 2:
+                raise KeyboardInterrupt("preempted")
+        return real_generate(model, processor, conversations, max_new_tokens, batch_size, counted, progress)
+
+    monkeypatch.setattr(inference, "generate", dies_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_model(demo.base_model, demo.eval_dir, cached)
+    monkeypatch.setattr(inference, "generate", real_generate)
+    generated = []
+
+    def counting(model, processor, conversations, *args, **kwargs):
+        generated.append(len(conversations))
+        return real_generate(model, processor, conversations, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "generate", counting)
+    resumed = evaluate_model(demo.base_model, demo.eval_dir, cached)
+    assert generated[0] == 8 - 4            # captions: 4 of 8 replies came from the cache
+    assert resumed.table == pytest.approx(uninterrupted.table)
+    generated.clear()
+    assert evaluate_model(demo.base_model, demo.eval_dir, cached).table == pytest.approx(uninterrupted.table)
+    assert generated == [0, 0]              # everything cached: nothing generated
+
+
 def test_the_comparison_leaves_out_a_missing_champion_and_reports_any_ids(tmp_path):
     base = ModelScores("m0", {"t/en/cider": 1.0, "overall/captioning": 1.0},
                        [{"task": "t", "lang": "en", "id": "q-17", "output": "a", "reference": "b"},
