@@ -145,3 +145,69 @@ def test_refclipscore_equals_a_direct_computation_with_the_same_encoder(tiny_cli
     assert metrics["clipscore"] == pytest.approx(float(np.mean(clip_scores)), abs=1e-5)
     assert per_item == pytest.approx([100 * max(e, 0) for e in expected], abs=1e-3)
     assert metrics["null_count"] == 1
+
+
+def test_marvl_uses_the_languages_true_false_words_and_simplified_chinese(tmp_path):
+    from components.evaluate.seahelm.tasks import marvl, score_predictions
+
+    data = seahelm.marvl(tmp_path / "zh.parquet", [("m1", "這是一杯茶", True), ("m2", "兩隻貓", False),
+                                                   ("m3", "三個人", True), ("m4", "沒有狗", False)])
+    items = marvl(str(data), "zh")
+    assert [i.label for i in items] == ["正确", "错误", "正确", "错误"]
+    assert items[0].fields["hypothesis"] == "这是一杯茶" and len(items[0].images) == 2
+    # SEA-HELM's Chinese MARVL tag has a full-width colon; with a half-width one the reply is unparsable
+    assert extract_label("答案: 正确", "答案：", ["正确", "错误"]) == "null"
+    preds = _predictions(tmp_path / "p.jsonl", [("m1", "答案：正确"), ("m2", "答案：**错误**"), ("m3", "错误"),
+                                                ("m4", "我不确定")])
+    out = score_predictions("marvl", "zh", str(data), str(preds))
+    # recall: 正确 1/2, 错误 1/2 -> BA 0.5 = chance for K = 2 -> normalized 0
+    assert out["metrics"]["accuracy"] == pytest.approx(50.0) and out["metrics"]["normalized_accuracy"] == 0.0
+    assert out["metrics"]["null_count"] == 1
+
+
+def test_world_cuisines_moves_the_gold_option_as_seahelm_does(tmp_path):
+    import numpy as np
+
+    from components.evaluate.seahelm.tasks import score_predictions, world_cuisines
+
+    rows = [(f"q{t}-{i}", "id_formal", t, i % 5) for t in (4, 1, 3) for i in range(5)]
+    rows += [("other", "th", 1, 0)] * 5
+    data = seahelm.world_cuisines(tmp_path / "task1.parquet", rows, tmp_path)
+    items = world_cuisines("task1")(str(data), "id", image_root=str(tmp_path))
+    assert len(items) == 15 and [i.id.split("-")[0] for i in items] == ["q1"] * 5 + ["q3"] * 5 + ["q4"] * 5
+    # one generator, seed 3722236, shuffles [0..4] for prompt type 1, then 3, then 4
+    rng = np.random.default_rng(3722236)
+    expected = []
+    for _ in (1, 3, 4):
+        targets = [0, 1, 2, 3, 4]
+        rng.shuffle(targets)
+        expected += targets
+    assert [i.label for i in items] == ["ABCDE"[t] for t in expected]
+    for item in items:   # the gold dish sits at its new letter; the others keep their order
+        gold = int(item.id.split("-")[1]) % 5
+        options = [item.fields[f"option_{k}"] for k in "abcde"]
+        assert options["ABCDE".index(item.label)] == f"dish-{item.id}-{gold}"
+        assert [o for o in options if o != f"dish-{item.id}-{gold}"] == \
+            [f"dish-{item.id}-{k}" for k in range(5) if k != gold]
+    assert len(items[0].images) == 1
+    preds = _predictions(tmp_path / "p.jsonl", [(i.id, f"Jawaban: {i.label}") for i in items])
+    out = score_predictions("world_cuisine_task1", "id", str(data), str(preds))
+    assert out["metrics"]["normalized_accuracy"] == pytest.approx(100.0) and out["n"] == 15
+
+
+def test_aggregation_groups_then_competencies_then_languages_then_total():
+    from components.evaluate.seahelm.aggregate import aggregate
+    from components.evaluate.seahelm.tasks import prompts
+
+    tasks = {**prompts(), "sentiment": {"competency": "nlu"}}
+    scores = {("world_cuisine_task1", "id"): 40.0, ("world_cuisine_task2", "id"): 60.0,   # one group: 50
+              ("cvqa", "id"): 20.0, ("marvl", "id"): 80.0,                                   # vision: (50+20+80)/3
+              ("sentiment", "id"): 90.0,                                                     # nlu: 90
+              ("xm3600", "vi"): 30.0}
+    out = aggregate(scores, tasks)
+    assert out["languages"]["id"]["competencies"] == {"nlu": 90.0, "vision": pytest.approx(50.0)}
+    assert out["languages"]["id"]["score"] == pytest.approx(70.0)
+    assert out["languages"]["vi"]["score"] == 30.0
+    assert out["total"] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="mystery"):
+        aggregate({("mystery", "id"): 1.0}, tasks)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from components.common import records
+from components.common import records, storage
 
 
 class EvalDataError(ValueError):
@@ -69,7 +69,85 @@ def cvqa(uri: str, lang: str, images: bool = True) -> list[Item]:
     return items
 
 
-MCQ_TASKS = {"cvqa": cvqa}
+# MARVL: the true/false words SEA-HELM's prompt asks for, per language (seahelm_tasks/vision/marvl)
+MARVL_LABELS = {"id": {True: "Benar", False: "Salah"}, "ta": {True: "உண்மை", False: "பொய்"},
+                "zh": {True: "正确", False: "错误"}}
+
+
+def marvl(uri: str, lang: str, images: bool = True) -> list[Item]:
+    """floschne/marvl rows of the language's split (a Parquet file or folder of that split), two images (left
+    first), gold = the language's word for the boolean `label`; Chinese hypotheses converted from Traditional
+    to Simplified characters (OpenCC t2s), as SEA-HELM does."""
+    if lang not in MARVL_LABELS:
+        raise EvalDataError(f"MARVL has no SEA-HELM language {lang!r}; known: {sorted(MARVL_LABELS)}")
+    convert = None
+    if lang == "zh":
+        import opencc
+
+        convert = opencc.OpenCC("t2s.json").convert
+    columns = ["id", "hypothesis", "label"] + (["left_img", "right_img"] if images else [])
+    items = []
+    for row in records.iter_rows(uri, columns=columns):
+        if row["label"] is None:
+            raise EvalDataError(f"MARVL item {row['id']} has no label")
+        hypothesis = convert(row["hypothesis"]) if convert else row["hypothesis"]
+        pictures = [(row.get(k) or {}).get("bytes") for k in ("left_img", "right_img")] if images else []
+        items.append(Item(str(row["id"]), MARVL_LABELS[lang][bool(row["label"])], {"hypothesis": hypothesis},
+                          [p for p in pictures if p]))
+    if not items:
+        raise EvalDataError(f"{uri} holds no MARVL items")
+    return items
+
+
+# WorldCuisines: SEA-HELM's language -> the dataset's `lang`, and the prompt types of each task
+WORLD_CUISINES_LANGS = {"en": "en", "id": "id_formal", "th": "th", "tl": "tl", "zh": "zh_cn", "jv": "jv_krama",
+                        "su": "su_loma"}
+WORLD_CUISINES_PROMPT_TYPES = {"task1": (1, 3, 4), "task2": (2,)}
+WORLD_CUISINES_SEED = 3722236
+
+
+def world_cuisines(task: str):
+    """The adapter of worldcuisines/vqa-v1.1 `task1` or `task2` (its test_large split as Parquet; images are the
+    files its `image_path` names, under `image_root`, the dataset's images.tar.gz unpacked)."""
+    def load(uri: str, lang: str, images: bool = True, image_root: str = "") -> list[Item]:
+        import numpy as np
+
+        if lang not in WORLD_CUISINES_LANGS:
+            raise EvalDataError(f"WorldCuisines has no SEA-HELM language {lang!r}; known: "
+                                f"{sorted(WORLD_CUISINES_LANGS)}")
+        rows = [r for r in records.iter_rows(uri, columns=["qa_id", "lang", "prompt_type", "question", "options",
+                                                             "mcq_answer_index", "image_path"])
+                if r["lang"] == WORLD_CUISINES_LANGS[lang]]
+        # SEA-HELM moves the correct option to a balanced, seeded position, prompt type by prompt type
+        rng = np.random.default_rng(seed=WORLD_CUISINES_SEED)
+        items = []
+        for prompt_type in WORLD_CUISINES_PROMPT_TYPES[task]:
+            subset = [r for r in rows if r["prompt_type"] == prompt_type]
+            if len(subset) % 5:
+                raise EvalDataError(f"WorldCuisines {task}/{lang} prompt type {prompt_type} has {len(subset)} items, "
+                                    "not a multiple of 5: SEA-HELM's reshuffle of the gold position needs that")
+            targets = [0, 1, 2, 3, 4] * (len(subset) // 5)
+            rng.shuffle(targets)
+            for row, target in zip(subset, targets, strict=True):
+                options = list(row["options"])
+                if len(options) != 5:
+                    raise EvalDataError(f"WorldCuisines item {row['qa_id']} has {len(options)} options, not 5")
+                options.insert(int(target), options.pop(int(row["mcq_answer_index"])))
+                fields = {"question": row["question"], **{f"option_{k}": o for k, o in zip("abcde", options,
+                                                                                           strict=True)}}
+                where = storage.join(image_root, row["image_path"]) if image_root \
+                    else records.resolve(uri, row["image_path"])
+                picture = records.read_image_bytes(where) if images else None
+                items.append(Item(str(row["qa_id"]), "ABCDE"[int(target)], fields, [picture] if picture else []))
+        if not items:
+            raise EvalDataError(f"{uri} holds no WorldCuisines {task} items in {WORLD_CUISINES_LANGS[lang]}")
+        return items
+
+    return load
+
+
+MCQ_TASKS = {"cvqa": cvqa, "marvl": marvl, "world_cuisine_task1": world_cuisines("task1"),
+             "world_cuisine_task2": world_cuisines("task2")}
 
 
 def read_predictions(uri: str) -> dict[str, str]:
