@@ -327,7 +327,9 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
 def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa"),
           lang: str = typer.Option(..., "--lang", help="language code as SEA-HELM names it, e.g. id"),
           data: str = typer.Option(..., "--data", help="the task's dataset in its public schema (Parquet, local or s3://)"),
-          predictions: str = typer.Option(..., "--predictions", help='JSONL of {"id": ..., "response": ...}')):
+          predictions: str = typer.Option(..., "--predictions", help='JSONL of {"id": ..., "response": ...}'),
+          judge: str = typer.Option("", "--judge", help="xm3600: the CLIP judge (open_clip checkpoint or "
+                                    "transformers CLIPModel folder)")):
     """Score responses produced elsewhere the way SEA-HELM does; prints one JSON object.
 
     Exit status 0, or 2 when the data or the predictions cannot be scored (named in the message)."""
@@ -335,7 +337,7 @@ def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa
     from components.evaluate.seahelm.tasks import EvalDataError, dumps, score_predictions
 
     try:
-        result = score_predictions(task, lang, data, predictions)
+        result = score_predictions(task, lang, data, predictions, judge)
     except (EvalDataError, TooFewLabels, OSError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

@@ -69,3 +69,17 @@ def world_cuisines(path: Path, rows: list[tuple[str, str, int, int]], image_dir:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
     return path
+
+
+def xm3600(path: Path, rows: list[tuple[str, list[str]]]) -> Path:
+    """floschne/xm3600 rows of one language split: (image_id, captions)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"image_id": [r[0] for r in rows], "image_locale": ["id" for _ in rows],
+                      "captions": [r[1] for r in rows], "captions_tokenized": [r[1] for r in rows],
+                      "captions_tokenized_lowercase": [[c.lower() for c in r[1]] for r in rows],
+                      "image": [{"bytes": jpeg(i, (64, 48)), "path": f"{r[0]}.jpg"} for i, r in enumerate(rows)]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path

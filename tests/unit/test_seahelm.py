@@ -211,3 +211,24 @@ def test_aggregation_groups_then_competencies_then_languages_then_total():
     assert out["total"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="mystery"):
         aggregate({("mystery", "id"): 1.0}, tasks)
+
+
+def test_seavl_score_on_xm3600_with_a_clip_judge(tmp_path, tiny_clip):
+    from components.evaluate.seahelm.refclip import TransformersClipJudge, refclipscore
+    from components.evaluate.seahelm.tasks import xm3600
+
+    data = seahelm.xm3600(tmp_path / "id.parquet", [("a", ["dua lingkaran merah"]),
+                                                    ("b", ["persegi biru", "satu persegi biru"])])
+    preds = _predictions(tmp_path / "p.jsonl", [("a", "Keterangan: dua lingkaran merah"), ("b", "satu segitiga")])
+    r = subprocess.run([*SEAVL, "score", "--task", "xm3600", "--lang", "id", "--data", str(data), "--predictions",
+                        str(preds), "--judge", str(tiny_clip)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    items = xm3600(str(data), "id")
+    direct, _ = refclipscore(TransformersClipJudge(str(tiny_clip), device="cpu"), [i.image for i in items],
+                             ["dua lingkaran merah", "satu segitiga"], [i.references for i in items])
+    assert out["n"] == 2 and out["metrics"]["normalized_refclipscore"] == pytest.approx(
+        direct["normalized_refclipscore"], abs=1e-4)
+    r = subprocess.run([*SEAVL, "score", "--task", "xm3600", "--lang", "id", "--data", str(data), "--predictions",
+                        str(preds)], capture_output=True, text=True)
+    assert r.returncode == 2 and "--judge" in r.stderr

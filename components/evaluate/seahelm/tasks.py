@@ -150,6 +150,44 @@ MCQ_TASKS = {"cvqa": cvqa, "marvl": marvl, "world_cuisine_task1": world_cuisines
              "world_cuisine_task2": world_cuisines("task2")}
 
 
+@dataclass
+class CaptionItem:
+    id: str
+    references: list[str]
+    image: bytes | None = None
+
+
+def xm3600(uri: str, lang: str, images: bool = True) -> list[CaptionItem]:
+    """floschne/xm3600 rows of one language split (Parquet of that split; SEA-HELM's tl is the split `fil`):
+    the image and its reference captions."""
+    if lang not in prompts()["xm3600"]["languages"]:
+        raise EvalDataError(f"SEA-HELM runs xm3600 in {sorted(prompts()['xm3600']['languages'])}, not {lang!r}")
+    items = []
+    for row in records.iter_rows(uri, columns=["image_id", "captions"] + (["image"] if images else [])):
+        refs = [c for c in (row["captions"] or []) if c and c.strip()]
+        if not refs:
+            raise EvalDataError(f"XM3600 image {row['image_id']} has no reference caption")
+        image = (row.get("image") or {}).get("bytes") if images else None
+        if images and not image:
+            raise EvalDataError(f"XM3600 image {row['image_id']} has no image bytes")
+        items.append(CaptionItem(str(row["image_id"]), refs, image))
+    if not items:
+        raise EvalDataError(f"{uri} holds no XM3600 items")
+    return items
+
+
+def make_judge(path: str):
+    """The CLIP judge at `path`: an open_clip checkpoint file (SEA-HELM's xlm-roberta-large-ViT-H-14, GPU image)
+    or a transformers CLIPModel folder."""
+    from components.evaluate.seahelm import refclip
+
+    if not path:
+        raise EvalDataError("xm3600 is scored with a CLIP judge: give its path (--judge)")
+    if path.endswith((".bin", ".pt", ".safetensors")):
+        return refclip.OpenClipJudge(path)
+    return refclip.TransformersClipJudge(path)
+
+
 def read_predictions(uri: str) -> dict[str, str]:
     """{id: response} from JSONL lines {"id": ..., "response": ...} (ids as the dataset's own)."""
     out: dict[str, str] = {}
@@ -163,16 +201,16 @@ def read_predictions(uri: str) -> dict[str, str]:
     return out
 
 
-def score_predictions(task: str, lang: str, data: str, predictions: str) -> dict:
+def score_predictions(task: str, lang: str, data: str, predictions: str, judge: str = "") -> dict:
     """SEA-HELM's metrics for responses produced elsewhere: {"task", "lang", "n", "metrics"}."""
     from components.evaluate.seahelm.mcq import extract_label, mcq_metrics
 
-    if task not in MCQ_TASKS:
-        raise EvalDataError(f"unknown task {task!r}; scorable: {sorted(MCQ_TASKS)}")
+    if task not in MCQ_TASKS and task != "xm3600":
+        raise EvalDataError(f"unknown task {task!r}; scorable: {sorted([*MCQ_TASKS, 'xm3600'])}")
     config = prompts()[task]["languages"].get(lang)
     if config is None:
         raise EvalDataError(f"SEA-HELM runs {task} in {sorted(prompts()[task]['languages'])}, not {lang!r}")
-    items = MCQ_TASKS[task](data, lang, images=False)
+    items = xm3600(data, lang) if task == "xm3600" else MCQ_TASKS[task](data, lang, images=False)
     responses = read_predictions(predictions)
     missing = [i.id for i in items if i.id not in responses]
     if missing:
@@ -181,6 +219,13 @@ def score_predictions(task: str, lang: str, data: str, predictions: str) -> dict
     unknown = sorted(set(responses) - {i.id for i in items})
     if unknown:
         raise EvalDataError(f"{len(unknown)} prediction id(s) are not {task}/{lang} items, e.g. {unknown[:3]}")
+    if task == "xm3600":
+        from components.evaluate.seahelm.refclip import extract_caption, refclipscore
+
+        captions = [extract_caption(responses[i.id], config["answer_tag"]) for i in items]
+        metrics, _ = refclipscore(make_judge(judge), [i.image for i in items], captions,
+                                  [i.references for i in items])
+        return {"task": task, "lang": lang, "n": len(items), "metrics": metrics}
     labels = sorted({i.label for i in items})
     preds = [extract_label(responses[i.id], config["answer_tag"], labels) for i in items]
     metrics = mcq_metrics([i.label for i in items], preds)
