@@ -232,3 +232,40 @@ def test_seavl_score_on_xm3600_with_a_clip_judge(tmp_path, tiny_clip):
     r = subprocess.run([*SEAVL, "score", "--task", "xm3600", "--lang", "id", "--data", str(data), "--predictions",
                         str(preds)], capture_output=True, text=True)
     assert r.returncode == 2 and "--judge" in r.stderr
+
+
+def test_text_metrics_by_hand():
+    from components.evaluate.seahelm.text import chrf_pp, qa_metrics, rouge_l
+
+    # "the red car" vs "a red car": common {red, car} -> P 2/3, R 2/3, F1 2/3; best over two references
+    m, per = qa_metrics(["The red car!", "biru"], [["a red car", "merah"], ["hijau"]])
+    assert per == pytest.approx([200 / 3, 0.0]) and m["f1"] == pytest.approx(100 / 3)
+    assert m["normalized_f1"] == m["f1"] and m["exact_match"] == 0.0
+    assert qa_metrics(["A red car."], [["a red car"]])[0]["exact_match"] == 100.0
+    # Thai and Chinese are word-segmented first: a right answer written without spaces still matches
+    assert qa_metrics(["แมวสองตัว"], [["แมว สอง ตัว"]], "th")[0]["f1"] == pytest.approx(100.0)
+    assert qa_metrics(["两只猫"], [["两只 猫"]], "zh")[0]["f1"] == pytest.approx(100.0)
+    assert chrf_pp(["dua lingkaran merah"], [["dua lingkaran merah"]]) == pytest.approx(100.0)
+    assert chrf_pp(["dua lingkaran"], [["dua lingkaran merah"]]) < 100.0
+    # ROUGE-L: LCS "red car" of 3 and 2 tokens -> P 1, R 2/3, F 0.8
+    mean, per = rouge_l(["red car", "blue"], ["a red car", "green"])
+    assert per == pytest.approx([80.0, 0.0]) and mean == pytest.approx(40.0)
+
+
+def test_paired_bootstrap_brackets_the_difference():
+    from components.evaluate.seahelm.bootstrap import paired_difference
+
+    same = {str(i): float(i % 2) for i in range(50)}
+    d = paired_difference(same, same)
+    assert (d.mean, d.low, d.high, d.n) == (0.0, 0.0, 0.0, 50)
+    better = {k: v + 1.0 for k, v in same.items()}
+    assert paired_difference(better, same).low == pytest.approx(1.0)
+    # a noisy gain: the interval holds the mean and is wider than nothing
+    import random
+
+    rng = random.Random(0)
+    noisy = {k: v + rng.gauss(0.2, 1.0) for k, v in same.items()}
+    d = paired_difference(noisy, same)
+    assert d.low < d.mean < d.high and d.high - d.low > 0.2
+    with pytest.raises(ValueError, match="two shared items"):
+        paired_difference({"a": 1.0}, {"a": 0.0})

@@ -1,0 +1,77 @@
+"""SEA-HELM's text-task metrics (src/metrics/*.py @6844e6c), each on 0-100.
+
+- QA: SQuAD token F1 and exact match, the best over an item's references, after lower-casing, removing ASCII
+  punctuation and collapsing whitespace; Thai is word-segmented first (pythainlp, newmm) and Chinese too
+  (jieba), as SEA-HELM does. `normalized_f1` = F1 (its chance level is 0).
+- Translation: chrF++ (sacrebleu, character 6-grams + word 2-grams), SEA-HELM's fallback where MetricX-24 is
+  not run.
+- Summarisation: ROUGE-L F1 (rouge-score).
+"""
+from __future__ import annotations
+
+import string
+from collections import Counter
+
+
+def _normalize(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(text.split())
+
+
+def _segment(text: str, lang: str) -> str:
+    """Thai and Chinese split into words first (pythainlp newmm, jieba), as SEA-HELM's QA metric does."""
+    if lang == "th":
+        from pythainlp import word_tokenize
+
+        return " ".join(word_tokenize(text, engine="newmm"))
+    if lang == "zh":
+        import jieba
+
+        return " ".join(jieba.cut(text))
+    return text
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred, ref = _normalize(prediction).split(), _normalize(reference).split()
+    same = sum((Counter(pred) & Counter(ref)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def qa_metrics(predictions: list[str], references: list[list[str]], lang: str = "en") -> tuple[dict, list[float]]:
+    """({"exact_match", "f1", "normalized_f1"}, per-item F1 x 100)."""
+    if len(predictions) != len(references):
+        raise ValueError("one list of references per prediction")
+    if not predictions:
+        raise ValueError("no items to score")
+    f1s, exact = [], []
+    for pred, refs in zip(predictions, references, strict=True):
+        pred = _segment(pred, lang)
+        refs = [_segment(r, lang) for r in refs]
+        f1s.append(max(token_f1(pred, r) for r in refs))
+        exact.append(max(float(_normalize(pred) == _normalize(r)) for r in refs))
+    f1 = 100 * sum(f1s) / len(f1s)
+    return ({"exact_match": 100 * sum(exact) / len(exact), "f1": f1, "normalized_f1": max(f1, 0.0)},
+            [100 * f for f in f1s])
+
+
+def chrf_pp(predictions: list[str], references: list[list[str]]) -> float:
+    """Corpus chrF++ (sacrebleu CHRF(word_order=2)), 0-100."""
+    from sacrebleu.metrics import CHRF
+
+    n_refs = max(len(r) for r in references)
+    streams = [[refs[k] if k < len(refs) else refs[0] for refs in references] for k in range(n_refs)]
+    return float(CHRF(word_order=2).corpus_score(predictions, streams).score)
+
+
+def rouge_l(predictions: list[str], references: list[str]) -> tuple[float, list[float]]:
+    """Mean ROUGE-L F1 x 100 and per item (rouge-score; its default tokeniser keeps ASCII letters and digits,
+    so this is meaningful for Latin-script summaries)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    per = [100 * scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references,
+                                                                                strict=True)]
+    return sum(per) / len(per), per
