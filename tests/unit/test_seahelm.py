@@ -269,3 +269,20 @@ def test_paired_bootstrap_brackets_the_difference():
     assert d.low < d.mean < d.high and d.high - d.low > 0.2
     with pytest.raises(ValueError, match="two shared items"):
         paired_difference({"a": 1.0}, {"a": 0.0})
+
+
+def test_prompts_are_seahelms_text_first_then_images(tmp_path):
+    from components.evaluate.seahelm.tasks import conversation, cvqa
+
+    data = seahelm.cvqa(tmp_path / "c.parquet", [("id-1", "id", 2), ("id-2", "id", 0)])
+    item = cvqa(str(data), "id")[0]
+    turn = conversation("cvqa", "id", item.fields, ["<image>"])
+    assert [c["type"] for c in turn[0]["content"]] == ["text", "image"]
+    assert turn[0]["content"][0]["text"] == (
+        'Jawablah hanya dengan menggunakan format berikut ini:\n"Jawaban: ANSWER"\n'
+        "Ganti ANSWER dengan pilihan yang telah dipilih. Gunakan huruf A, B, C, atau D saja sebagai jawabannya."
+        "\n\nPertanyaan: Apa ini? (id-1)\nA: nasi\nB: mi\nC: roti\nD: sate")
+    assert item.label == "C"
+    xm = conversation("xm3600", "en", {}, ["<image>"])[0]["content"][0]["text"]
+    assert xm == ('Provide a one sentence image caption for the given image.\n\nPlease respond using the following '
+                  'format:\n"Caption: CAPTION"\nReplace CAPTION with your image caption.')   # empty template: stripped

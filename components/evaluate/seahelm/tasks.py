@@ -235,3 +235,16 @@ def score_predictions(task: str, lang: str, data: str, predictions: str, judge: 
 
 def dumps(result: dict) -> str:
     return json.dumps(result, ensure_ascii=False)
+
+
+def conversation(task: str, lang: str, fields: dict, images: list) -> list[dict]:
+    """SEA-HELM's zero-shot prompt for one item: a single user turn whose text is the preamble (answer tag filled
+    in), a blank line and the task template filled with the item's fields, stripped; then the images, in order
+    (text before images, as SEA-HELM sends them). `images` are whatever the processor takes (PIL images)."""
+    config = prompts()[task]["languages"].get(lang)
+    if config is None:
+        raise EvalDataError(f"SEA-HELM runs {task} in {sorted(prompts()[task]['languages'])}, not {lang!r}")
+    text = (config["preamble"].format(answer_tag=config["answer_tag"]) + "\n\n"
+            + config["task_template"].format(**fields)).strip()
+    return [{"role": "user", "content": [{"type": "text", "text": text},
+                                         *({"type": "image", "image": image} for image in images)]}]
