@@ -8,6 +8,7 @@
                                                              curate and validate a caption corpus or SFT set
     seavl train {cpt,sft} --init-model URI --data URI --out URI [--checkpoint-uri URI] [--config FILE]
                 [--set key=value ...] [--processes N]        one training stage alone
+    seavl evaluate --model URI --suite FILE [--out DIR]        a SEA-HELM suite on one model
     seavl score --task TASK --lang LANG --data URI --predictions FILE   SEA-HELM's metrics for given responses
     seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
                [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
@@ -321,6 +322,42 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
     console.print(f"{verdict} in {gpu_memory:g} GB per GPU")
     for line in result.advice:
         console.print(f"  try {line}")
+
+
+@app.command()
+def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained folder (local, s3://) or models:/..."),
+             suite: Path = typer.Option(..., "--suite", help="the SEA-HELM suite (YAML: tasks, data, judge)"),
+             out: Path = typer.Option(Path("seahelm-out"), "--out", help="responses/ and scores.json go here; a "
+                                      "rerun into the same folder resumes")):
+    """Run a SEA-HELM suite on one model: SEA-HELM's prompts and limits, its metrics, its aggregation.
+
+    Exit status 0, or 2 when the suite, the data or the model cannot be used (named in the message)."""
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.common.models import ModelFolderError
+    from components.evaluate.seahelm.mcq import TooFewLabels
+    from components.evaluate.seahelm.suite import load_suite, run_suite
+    from components.evaluate.seahelm.tasks import EvalDataError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        result = run_suite(model, load_suite(suite), out)
+    except (EvalDataError, TooFewLabels, ValidationError, ModelFolderError, OSError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"{model}: SEA-HELM subset" + (" (replies capped: not comparable)"
+                                                      if result["capped_tokens"] else ""))
+    for column in ("task/lang", "n", "metric", "score"):
+        table.add_column(column, justify="right" if column in ("n", "score") else "left")
+    for key, m in result["tasks"].items():
+        table.add_row(key, str(m["n"]), m["metric"], f"{m[m['metric']]:.2f}")
+    for lang, agg in result["aggregate"]["languages"].items():
+        table.add_row(f"[bold]{lang}[/]", "", "language", f"{agg['score']:.2f}")
+    table.add_row("[bold]total[/]", "", "", f"{result['aggregate']['total']:.2f}")
+    Console().print(table)
+    typer.echo(f"scores: {out / 'scores.json'}  responses: {out / 'responses'}")
 
 
 @app.command()

@@ -286,3 +286,37 @@ def test_prompts_are_seahelms_text_first_then_images(tmp_path):
     xm = conversation("xm3600", "en", {}, ["<image>"])[0]["content"][0]["text"]
     assert xm == ('Provide a one sentence image caption for the given image.\n\nPlease respond using the following '
                   'format:\n"Caption: CAPTION"\nReplace CAPTION with your image caption.')   # empty template: stripped
+
+
+def test_seavl_evaluate_runs_a_suite_and_resumes(demo, tmp_path, tiny_clip):
+    """The tiny demo model through SEA-HELM's prompts on CVQA, MARVL and XM3600 fixtures: every task and
+    language scored and aggregated; a rerun into the same folder generates nothing new."""
+    import yaml
+
+    cvqa = seahelm.cvqa(tmp_path / "cvqa.parquet", [("id-1", "id", 0), ("id-2", "id", 1), ("id-3", "id", 2)])
+    marvl = seahelm.marvl(tmp_path / "marvl-id.parquet", [("m1", "Dua kucing", True), ("m2", "Tiga anjing", False)])
+    xm = seahelm.xm3600(tmp_path / "xm-en.parquet", [("a", ["two red circles"]), ("b", ["a blue square"])])
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({
+        "tasks": {"cvqa": {"data": str(cvqa), "languages": ["id"]}, "marvl": {"data": {"id": str(marvl)}},
+                  "xm3600": {"data": {"en": str(xm)}}},
+        "judge": str(tiny_clip), "batch_size": 2, "max_new_tokens": 6}))
+    out = tmp_path / "out"
+    r = subprocess.run([*SEAVL, "evaluate", "--model", demo.base_model, "--suite", str(suite), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores["tasks"]) == {"cvqa/id", "marvl/id", "xm3600/en"}
+    assert scores["tasks"]["cvqa/id"]["n"] == 3 and "normalized_accuracy" in scores["tasks"]["cvqa/id"]
+    assert "normalized_refclipscore" in scores["tasks"]["xm3600/en"]
+    assert set(scores["aggregate"]["languages"]) == {"id", "en"} and scores["aggregate"]["total"] is not None
+    assert len((out / "responses" / "cvqa" / "id.jsonl").read_text().splitlines()) == 3
+    before = (out / "responses" / "cvqa" / "id.jsonl").read_text()
+    again = subprocess.run([*SEAVL, "evaluate", "--model", demo.base_model, "--suite", str(suite), "--out",
+                            str(out)], capture_output=True, text=True)
+    assert again.returncode == 0 and (out / "responses" / "cvqa" / "id.jsonl").read_text() == before
+    assert json.loads((out / "scores.json").read_text())["tasks"] == scores["tasks"]
+    suite.write_text(yaml.safe_dump({"tasks": {"cvqa": {"data": str(cvqa), "languages": ["th"]}}}))
+    bad = subprocess.run([*SEAVL, "evaluate", "--model", demo.base_model, "--suite", str(suite)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "not 'th'" in bad.stderr

@@ -203,8 +203,6 @@ def read_predictions(uri: str) -> dict[str, str]:
 
 def score_predictions(task: str, lang: str, data: str, predictions: str, judge: str = "") -> dict:
     """SEA-HELM's metrics for responses produced elsewhere: {"task", "lang", "n", "metrics"}."""
-    from components.evaluate.seahelm.mcq import extract_label, mcq_metrics
-
     if task not in MCQ_TASKS and task != "xm3600":
         raise EvalDataError(f"unknown task {task!r}; scorable: {sorted([*MCQ_TASKS, 'xm3600'])}")
     config = prompts()[task]["languages"].get(lang)
@@ -219,18 +217,27 @@ def score_predictions(task: str, lang: str, data: str, predictions: str, judge: 
     unknown = sorted(set(responses) - {i.id for i in items})
     if unknown:
         raise EvalDataError(f"{len(unknown)} prediction id(s) are not {task}/{lang} items, e.g. {unknown[:3]}")
+    return {"task": task, "lang": lang, "n": len(items),
+            "metrics": score_responses(task, lang, items, responses, judge)}
+
+
+def score_responses(task: str, lang: str, items: list, responses: dict[str, str], judge: str = "") -> dict:
+    """SEA-HELM's metrics of one task and language from {item id: response}."""
+    from components.evaluate.seahelm.mcq import extract_label, mcq_metrics
+
+    config = prompts()[task]["languages"][lang]
     if task == "xm3600":
         from components.evaluate.seahelm.refclip import extract_caption, refclipscore
 
         captions = [extract_caption(responses[i.id], config["answer_tag"]) for i in items]
         metrics, _ = refclipscore(make_judge(judge), [i.image for i in items], captions,
                                   [i.references for i in items])
-        return {"task": task, "lang": lang, "n": len(items), "metrics": metrics}
+        return metrics
     labels = sorted({i.label for i in items})
     preds = [extract_label(responses[i.id], config["answer_tag"], labels) for i in items]
     metrics = mcq_metrics([i.label for i in items], preds)
-    n = metrics.pop("n")
-    return {"task": task, "lang": lang, "n": n, "metrics": metrics}
+    metrics.pop("n")
+    return metrics
 
 
 def dumps(result: dict) -> str:
