@@ -31,9 +31,14 @@ def load(model_dir: Path, gpus: int = 1):
     return model, processor
 
 
-def _input_device(model):
-    """Where inputs go: the device of the input embeddings (the first GPU of a spread model)."""
-    return model.get_input_embeddings().weight.device
+def _on_model(batch: dict, model) -> dict:
+    """The batch where the model reads its inputs (the input embeddings' device: the first GPU of a spread
+    model), images in the model's dtype."""
+    device = model.get_input_embeddings().weight.device
+    batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+    if "pixel_values" in batch:
+        batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+    return batch
 
 
 def _length(conversation: list[dict]) -> int:
@@ -63,16 +68,13 @@ def generate(model, processor, conversations: list[list[dict]], max_new_tokens: 
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the last position of every row
     outputs: list[str | None] = [None] * len(conversations)
-    device = _input_device(model)
     try:
         for positions in tqdm(_batches(conversations, batch_size), desc=progress or "generate", unit="batch",
                               disable=not conversations):
             batch = processor.apply_chat_template([conversations[i] for i in positions], add_generation_prompt=True,
                                                   tokenize=True, return_dict=True, return_tensors="pt",
                                                   processor_kwargs={"padding": True})
-            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            if "pixel_values" in batch:
-                batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+            batch = _on_model(batch, model)
             with torch.no_grad():
                 out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
             replies = [r.strip() for r in processor.batch_decode(out[:, batch["input_ids"].shape[1]:],
@@ -93,14 +95,11 @@ def option_scores(model, processor, conversations: list[list[dict]], batch_size:
     from components.common.chat import IGNORE, collate, special_image_ids
 
     never = special_image_ids(model.config)
-    device = _input_device(model)
     scores: list[float | None] = [None] * len(conversations)
     for positions in _batches(conversations, batch_size):
         batch = collate(processor, [conversations[i] for i in positions], never)
         labels = batch.pop("labels")
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if "pixel_values" in batch:
-            batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+        batch = _on_model(batch, model)
         with torch.no_grad():
             logits = model(**batch).logits[:, :-1].float()
         target = labels[:, 1:].to(logits.device)

@@ -65,15 +65,15 @@ def cider(references: dict[str, list[str]], hypotheses: dict[str, str], lang: st
     return float(score), {i: float(s) for i, s in zip(ids, per_item, strict=True)}
 
 
-def chrf(hypotheses: list[str], references: list[list[str]]) -> float:
-    """Corpus chrF (sacrebleu defaults: character 6-grams, beta 2), 0-100."""
+def chrf(hypotheses: list[str], references: list[list[str]], word_order: int = 0) -> float:
+    """Corpus chrF (sacrebleu defaults: character 6-grams, beta 2), 0-100; `word_order=2` is chrF++."""
     from sacrebleu.metrics import CHRF
 
     if not hypotheses:
         return 0.0
     n_refs = max(len(r) for r in references)
     streams = [[refs[k] if k < len(refs) else refs[0] for refs in references] for k in range(n_refs)]
-    return float(CHRF().corpus_score(hypotheses, streams).score)
+    return float(CHRF(word_order=word_order).corpus_score(hypotheses, streams).score)
 
 
 def accuracy(predicted: list[int], gold: list[int]) -> float:

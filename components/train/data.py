@@ -20,9 +20,11 @@ import hashlib
 import json
 import math
 import random
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -170,17 +172,12 @@ class ShuffledPass:
 
 
 def _cumulative(sizes: list[int]) -> list[int]:
-    out, total = [0], 0
-    for s in sizes:
-        total += s
-        out.append(total)
-    return out
+    return list(accumulate(sizes, initial=0))
 
 
 def _locate(bounds: list[int], pos: int) -> int:
-    import bisect
-
-    return bisect.bisect_right(bounds, pos) - 1
+    """The index of the range [bounds[k], bounds[k + 1]) holding `pos`."""
+    return bisect_right(bounds, pos) - 1
 
 
 @dataclass(frozen=True)

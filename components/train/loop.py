@@ -86,21 +86,18 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
 
 def load_model(model_dir: Path, cfg: TrainConfig, dist):
-    """(module to train, the VLM inside it, peft model or None, processor), placed and sharded.
+    """(module to train, the VLM inside it, peft model or None), placed and sharded.
 
     Sharded: rank 0 reads the weights, the other ranks build the model on the meta device, every rank shards
     it, and the weights are broadcast from rank 0 into the shards: one copy in host memory per node, not one
     per process."""
-    import torch
-
-    from components.common.models import check_weights, load_processor
+    from components.common.models import check_weights
     from components.train import parallel
     from components.train.loss import LabelledLoss
 
     check_weights(model_dir)
     if cfg.cpu_offload and dist.device.type != "cuda":
         raise ValueError("cpu_offload moves FSDP2's sharded state from the GPUs to host memory: it needs GPUs")
-    processor = load_processor(model_dir)
     vlm = _build(model_dir, meta=dist.sharded and not dist.main)
     parallel.freeze(vlm, cfg.freeze_vision, cfg.freeze_projector, cfg.freeze_language_model)
     peft_model = None
@@ -131,11 +128,10 @@ def load_model(model_dir: Path, cfg: TrainConfig, dist):
                 buf.copy_(buffers[name].to(buf.device))
             torch.distributed.broadcast(buf, src=0)
         del full
-    return module, vlm, peft_model, processor
+    return module, vlm, peft_model
 
 
 def _build(model_dir: Path, meta: bool):
-    import torch
     from transformers import AutoConfig, Gemma3ForConditionalGeneration
 
     if not meta:
@@ -169,19 +165,18 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values",
 def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoints=None,
           flops: Callable[[dict], float] | None = None, peak_flops: float | None = None) -> dict:
     """Run up to `cfg.max_steps` optimizer steps; returns steps, first and final loss, every loss, wall time."""
-    import torch
-
     from components.train import parallel
 
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                   fused=dist.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    step = 0
+    step = position = 0   # optimizer steps taken; micro-batches this rank has consumed
     latest = checkpoints.latest() if checkpoints else None
     if latest:
-        step = checkpoints.load(latest, module, optimizer, scheduler, dist).step
-    batches = iter(loader(step * cfg.grad_accum))
+        restored = checkpoints.load(latest, module, optimizer, scheduler, dist)
+        step, position = restored.step, restored.position
+    batches = iter(loader(position))
     autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16,
                               enabled=cfg.mixed_precision == "bf16" and not dist.sharded)
     module.train()
@@ -190,6 +185,7 @@ def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoint
     started = time.perf_counter()
     while step < cfg.max_steps:
         micro = [next(batches) for _ in range(cfg.grad_accum)]
+        position += len(micro)
         loss_sum, labelled = accumulate(module, micro, dist, autocast)
         for batch in micro:
             window.add(batch)
@@ -206,7 +202,7 @@ def train(module, loader, cfg: TrainConfig, dist, log_metrics: LogFn, checkpoint
                 log_metrics({"train/loss": loss, "train/lr": scheduler.get_last_lr()[0], "train/grad_norm": grad_norm,
                              **figures}, step)
         if checkpoints and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
-            checkpoints.save(step, step * cfg.grad_accum, module, optimizer, scheduler, dist)
+            checkpoints.save(step, position, module, optimizer, scheduler, dist)
     elapsed = time.perf_counter() - started
     return {"steps": step, "first_loss": losses[0] if losses else math.nan,
             "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else math.nan,
@@ -253,8 +249,6 @@ class _Window:
             self.flops += self.flops_fn(batch)
 
     def flush(self) -> dict:
-        import torch
-
         dt = time.perf_counter() - self.t0
         totals = self.dist.all_sum(torch.tensor([self.samples, self.tokens, self.slots, self.flops],
                                                 dtype=torch.float64, device=self.dist.device)).tolist()
@@ -272,8 +266,6 @@ class _Window:
 def save_model(module, vlm, peft_model, processor, out_dir: Path, cfg: TrainConfig, dist, init_model: Path) -> None:
     """A save_pretrained folder (safetensors shards, bf16 unless fp32 is asked) with the processor; LoRA adapters
     merged into the weights. Gathered from the shards onto rank 0, written by rank 0."""
-    import torch
-
     from components.train import parallel
 
     full = parallel.full_state_dict(module, dist)

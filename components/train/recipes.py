@@ -79,7 +79,7 @@ def run(stage: str, init_model: str, data: str, out: str, cfg: TrainConfig, log_
                     replay_fraction=cfg.replay_fraction, window_batches=cfg.window_batches,
                     shuffle_units=cfg.shuffle_units, seed=cfg.seed,
                     image_tokens=model_config.mm_tokens_per_image, count_tokens=count_tokens)
-    module, vlm, peft_model, processor = loop.load_model(model_dir, cfg, dist)
+    module, vlm, peft_model = loop.load_model(model_dir, cfg, dist)
     checkpoints = None
     if checkpoint_uri:
         identity = {"stage": stage, "init_model": _model_identity(model_dir), "data": data_id or data,

@@ -79,11 +79,13 @@ def write_dataset(root: Path, texts: list[str], image_size: int, distinct_images
 
 def reference(cfg, processor, texts: list[str], args, dev: str) -> dict:
     """The reference loop (gpu_anchor.run_mode) fed the same samples as token ids."""
+    from PIL import Image
+
     from components.common.chat import caption_conversation, collate, special_image_ids
     from components.common.languages import caption_prompt
 
     never = special_image_ids(cfg)
-    blank = __import__("PIL.Image", fromlist=["Image"]).new("RGB", (8, 8))
+    blank = Image.new("RGB", (8, 8))
     rows = []
     for text in texts:
         conv = caption_conversation(text, caption_prompt("en"))

@@ -96,7 +96,7 @@ def run_suite(model_uri: str, suite: Suite, out_dir: Path) -> dict:
         if suite.max_items:
             items = items[:suite.max_items]
         cache = out_dir / "responses" / task / f"{lang}.jsonl"
-        responses = _read(cache)
+        responses = sh.read_predictions(str(cache)) if cache.exists() else {}
         todo = [i for i in items if i.id not in responses]
         limit = sh.prompts()[task]["languages"][lang]["max_tokens"]
         if suite.max_new_tokens:
@@ -121,14 +121,3 @@ def run_suite(model_uri: str, suite: Suite, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scores.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
     return result
-
-
-def _read(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out[row["id"]] = row["response"]
-    return out

@@ -59,11 +59,9 @@ def qa_metrics(predictions: list[str], references: list[list[str]], lang: str = 
 
 def chrf_pp(predictions: list[str], references: list[list[str]]) -> float:
     """Corpus chrF++ (sacrebleu CHRF(word_order=2)), 0-100."""
-    from sacrebleu.metrics import CHRF
+    from components.evaluate.metrics import chrf
 
-    n_refs = max(len(r) for r in references)
-    streams = [[refs[k] if k < len(refs) else refs[0] for refs in references] for k in range(n_refs)]
-    return float(CHRF(word_order=2).corpus_score(predictions, streams).score)
+    return chrf(predictions, references, word_order=2)
 
 
 def rouge_l(predictions: list[str], references: list[str]) -> tuple[float, list[float]]:
