@@ -19,7 +19,7 @@ from components.common import storage
 
 log = logging.getLogger(__name__)
 DEFAULT_SEED = 1234
-_GENERATOR_FILES = ("vocabulary.py", "corpus.py", "tiny_model.py", "chat_template.jinja", "build.py")
+_GENERATOR_FILES = ("vocabulary.py", "corpus.py", "evalsets.py", "tiny_model.py", "chat_template.jinja", "build.py")
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,29 @@ class Demo:
         return str(self.root / "data" / "eval")
 
     @property
+    def suite(self) -> str:
+        return str(self.root / "data" / "eval" / "suite.yaml")
+
+    @property
     def base_model(self) -> str:
         return str(self.root / "base-model")
+
+    @property
+    def reference_model(self) -> str:
+        """The tiny model as initialised, before any training: the demo's reference model, a floor."""
+        return str(self.root / "reference-model")
 
 
 def generator_hash(seed: int) -> str:
     """A hash of the seed and of every source file whose content shapes the demo (its own files and the
-    project's caption instructions, which the SFT data uses)."""
+    project's caption instructions and SEA-HELM's prompts, which the SFT and text data use)."""
     from components.common import languages
+    from components.evaluate import seahelm
 
     h = hashlib.sha256(str(seed).encode())
     here = Path(__file__).parent
-    for path in [here / name for name in _GENERATOR_FILES] + [Path(languages.__file__)]:
+    for path in [here / name for name in _GENERATOR_FILES] + [Path(languages.__file__),
+                                                               Path(seahelm.__file__).with_name("prompts.yaml")]:
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
@@ -67,7 +78,7 @@ def ensure_demo(seed: int = DEFAULT_SEED, cache: Path | None = None) -> Demo:
 
 
 def build_demo(root: Path, seed: int) -> dict:
-    from demo import corpus, tiny_model
+    from demo import corpus, evalsets, tiny_model
 
     started = time.time()
     counts = corpus.build_corpus(root / "data", seed)
@@ -75,15 +86,25 @@ def build_demo(root: Path, seed: int) -> dict:
     tokenizer = tiny_model.train_tokenizer(corpus.tokenizer_texts(root / "data"), cfg.vocab_size)
     processor = tiny_model.build_processor(tokenizer, cfg)
     model = tiny_model.build_model(tokenizer, cfg)
+    model.save_pretrained(root / "reference-model")
+    processor.save_pretrained(root / "reference-model")
+    judge = evalsets.train_judge(root / "data" / "eval" / "judge", tokenizer, _caption_pairs(root / "data"), seed)
     losses = pretrain_text(model, processor, root / "data" / "text.jsonl", seed)
     model.save_pretrained(root / "base-model")
     processor.save_pretrained(root / "base-model")
     info = {"seed": seed, "counts": counts, "parameters": sum(p.numel() for p in model.parameters()),
             "text_pretrain_loss": {"first": losses[0], "last": losses[-1]},
+            "judge_loss": {"first": judge[0], "last": judge[-1]},
             "build_seconds": round(time.time() - started, 1)}
     (root / "DONE").write_text(json.dumps(info, indent=2))
     log.info("built the demo in %s: %s", root, info)
     return info
+
+
+def _caption_pairs(data: Path) -> list[tuple[bytes, str]]:
+    """(image bytes, caption) of every CPT caption pair: what the demo's CLIP judge learns from."""
+    rows = [json.loads(line) for line in (data / "captions.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [((data / r["image"]).read_bytes(), r["caption"]) for r in rows]
 
 
 def pretrain_text(model, processor, text_jsonl: Path, seed: int, steps: int = 300, batch_size: int = 32,

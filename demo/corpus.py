@@ -4,9 +4,11 @@ Written as the project's data contracts (see components/common/records.py), so t
 demo exactly as it reads real data:
   captions.jsonl    CPT caption pairs            (id, image, caption, lang, source, width, height, sha256)
   sft.jsonl         instruction conversations    (id, messages, images, lang, source)
-  text.jsonl        the base model's text corpus (id, messages, lang): translations between the languages
-  eval/captions.jsonl, eval/mc.jsonl, eval/text.jsonl   held-out evaluation items
-Images are PNG files beside the manifests; manifests name them by relative path.
+  text.jsonl        the base model's text corpus (id, messages, lang): translations between the languages,
+                    prompted as SEA-HELM prompts its translation tasks
+  eval/             the evaluation suite, in the public schemas SEA-HELM reads (demo/evalsets.py)
+Images are PNG files beside the manifests; manifests name them by relative path. Part of the SFT conversations
+use SEA-HELM's prompt formats (answer tags, options, text before images), as instruction mixtures do.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from demo import evalsets
 from demo import vocabulary as L
 
 IMAGE_SIZE = 64
@@ -40,9 +43,6 @@ class CorpusSizes:
     cpt_scenes: int = 1280      # each captioned in two random languages: 2,560 caption pairs
     cpt_langs_per_scene: int = 2
     sft_scenes: int = 1600      # one conversation each, in a random language
-    eval_scenes_per_lang: int = 24
-    mc_per_lang: int = 24       # six per attribute
-    text_per_lang: int = 8
     heldout_combos: int = 10    # scenes whose translations the base model never sees (the text task)
 
 
@@ -95,11 +95,44 @@ def _assistant(text: str) -> dict:
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-def translation_pair(scene: Scene, src: str, tgt: str, template: int = 0) -> tuple[str, str]:
-    """(prompt, answer) asking to translate the scene's caption from `src` into `tgt`."""
+def seahelm_turns(task: str, lang: str, fields: dict, images: int, answer: str) -> list[dict]:
+    """A user turn as SEA-HELM prompts `task` (preamble, template, then the images) and the tagged answer."""
+    from components.evaluate.seahelm.tasks import conversation, prompts
+
+    user = conversation(task, lang, fields, [None] * images)[0]
+    user["content"] = [c if c["type"] == "text" else {"type": "image"} for c in user["content"]]
+    tag = prompts()[task]["languages"][lang]["answer_tag"]
+    return [user, _assistant(f"{tag} {answer}")]
+
+
+def translation_turns(scene: Scene, lang: str, to_english: bool, template: int = 0) -> list[dict]:
+    """A SEA-HELM translation request between English and `lang` about the scene's caption, answered."""
+    src, tgt = (lang, "en") if to_english else ("en", lang)
     text = L.caption(src, scene.count, scene.colour, scene.shape, scene.side, template)
-    prompt = L.TRANSLATE_PROMPT.format(name=L.LANG_NAMES[tgt], text=text)
-    return prompt, L.caption(tgt, scene.count, scene.colour, scene.shape, scene.side, template)
+    return seahelm_turns("translation-xx-en" if to_english else "translation-en-xx", lang, {"text": text}, 0,
+                         L.caption(tgt, scene.count, scene.colour, scene.shape, scene.side, template))
+
+
+def seahelm_vision_turns(scene: Scene, lang: str, rng: random.Random, other: Scene) -> tuple[list[dict], int]:
+    """(turns, images) of a SEA-HELM-format vision request about `scene` in `lang`: a caption (XM3600's
+    prompt), a colour question with lettered options (CVQA's or WorldCuisines'), or a true/false hypothesis
+    about two images (MARVL's, `other` the right image or the scene a false hypothesis describes)."""
+    from components.evaluate.seahelm.tasks import MARVL_LABELS
+
+    formats = [f for f, langs in (("xm3600", evalsets.XM3600_LANGS), ("cvqa", evalsets.CVQA_LANGS),
+                                  ("wc", evalsets.WC_LANGS), ("marvl", evalsets.MARVL_LANGS)) if lang in langs]
+    kind = rng.choice(formats)
+    if kind == "xm3600":
+        return seahelm_turns("xm3600", lang, {}, 1, evalsets.hypothesis(lang, scene, rng)), 1
+    if kind == "marvl":
+        truth = rng.random() < 0.5
+        text = evalsets.hypothesis(lang, scene if truth else other, rng)
+        return seahelm_turns("marvl", lang, {"hypothesis": text}, 2, MARVL_LABELS[lang][truth]), 2
+    options = evalsets.colour_options(lang, rng, extra=1 if kind == "wc" else 0)
+    letter = "ABCDE"[options.index(L.answer(lang, "colour", scene.colour))]
+    fields = {"question": L.QUESTIONS[lang]["colour"],
+              **{f"option_{'abcde'[k]}": option for k, option in enumerate(options)}}
+    return seahelm_turns("cvqa" if kind == "cvqa" else "world_cuisine_task1", lang, fields, 1, letter), 1
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -135,16 +168,23 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
         lang = rng.choice(L.LANGUAGES)
         template = rng.randrange(len(L.CAPTION_TEMPLATES[lang]))
         describe = L.caption(lang, scene.count, scene.colour, scene.shape, scene.side, template)
-        if rng.random() < 0.4:
+        draw = rng.random()
+        images = [meta["image"]]
+        if draw < 0.3:
             # caption requests, as MAmmoTH-VL mixes captioning into its instructions: without them SFT
             # wears away what CPT taught (CIDEr fell by half in some languages)
             messages = [_user(L.CAPTION_PROMPTS[lang], image=True), _assistant(describe)]
+        elif draw < 0.65 and lang != "vi":   # SEA-HELM's formats (no SEA-HELM vision task is in Vietnamese
+            other = rng.choice([x for x in scenes if x != scene])   # but XM3600, drawn with the captions)
+            messages, n_images = seahelm_vision_turns(scene, lang, rng, other)
+            if n_images == 2:
+                images.append(_save(render(other, rng), root, f"images/sft/{i:06d}-b.png")["image"])
         else:
             messages = []
             for turn, attribute in enumerate(rng.sample(L.ATTRIBUTES, rng.randint(1, 2))):  # 1-2 questions
                 messages += [_user(L.QUESTIONS[lang][attribute], image=turn == 0),
                              _assistant(L.answer(lang, attribute, scene.attr(attribute)))]
-        sft.append({"id": f"sft-{i:06d}", "messages": messages, "images": [meta["image"]], "lang": lang,
+        sft.append({"id": f"sft-{i:06d}", "messages": messages, "images": images, "lang": lang,
                     "source": "demo-synthetic"})
     _write_jsonl(root / "sft.jsonl", sft)
     counts["sft"] = len(sft)
@@ -156,43 +196,16 @@ def build_corpus(root: Path, seed: int, sizes: CorpusSizes = CorpusSizes()) -> d
             continue
         for lang in L.LANGUAGES[1:]:
             for template in range(2):
-                for src, tgt in ((lang, "en"), ("en", lang)):
-                    prompt, reply = translation_pair(scene, src, tgt, template)
-                    text.append({"id": f"text-{len(text):06d}", "lang": tgt,
-                                 "messages": [_user(prompt, image=False), _assistant(reply)]})
+                for to_english in (True, False):
+                    text.append({"id": f"text-{len(text):06d}", "lang": "en" if to_english else lang,
+                                 "messages": translation_turns(scene, lang, to_english, template)})
     _write_jsonl(root / "text.jsonl", text)
     counts["text"] = len(text)
 
-    eval_captions, eval_mc, eval_text = [], [], []
-    for lang in L.LANGUAGES:
-        for i in range(sizes.eval_scenes_per_lang):
-            scene = rng.choice(scenes)
-            meta = _save(render(scene, rng), root / "eval", f"images/cap-{lang}-{i:03d}.png")
-            eval_captions.append({"id": f"cap-{lang}-{i:03d}", "image": meta["image"], "lang": lang,
-                                  "task": "demo_captions",
-                                  "references": L.references(lang, scene.count, scene.colour, scene.shape,
-                                                             scene.side)})
-        for i in range(sizes.mc_per_lang):
-            scene = rng.choice(scenes)
-            attribute = L.ATTRIBUTES[i % len(L.ATTRIBUTES)]
-            meta = _save(render(scene, rng), root / "eval", f"images/mc-{lang}-{i:03d}.png")
-            options = [L.answer(lang, attribute, v) for v in L.VALUES[attribute]]
-            eval_mc.append({"id": f"mc-{lang}-{i:03d}", "images": [meta["image"]], "lang": lang,
-                            "task": "demo_mc", "category": attribute, "question": L.QUESTIONS[lang][attribute],
-                            "options": options, "answer": options.index(L.answer(lang, attribute,
-                                                                                 scene.attr(attribute)))})
-        for i in range(sizes.text_per_lang):
-            scene = heldout[i % len(heldout)]
-            src = "id" if lang == "en" else "en"
-            prompt, _ = translation_pair(scene, src, lang)
-            eval_text.append({"id": f"text-{lang}-{i:03d}", "prompt": prompt, "lang": lang,
-                              "task": "demo_translation",
-                              "references": L.references(lang, scene.count, scene.colour, scene.shape,
-                                                         scene.side)})
-    _write_jsonl(root / "eval" / "captions.jsonl", eval_captions)
-    _write_jsonl(root / "eval" / "mc.jsonl", eval_mc)
-    _write_jsonl(root / "eval" / "text.jsonl", eval_text)
-    counts.update(eval_captions=len(eval_captions), eval_mc=len(eval_mc), eval_text=len(eval_text))
+    # the evaluation suite, in the public schemas (scenes drawn afresh; the translations are of held-out scenes)
+    counts.update(evalsets.build_suite(root / "eval", rng, scenes, render))
+    counts["translation"] = evalsets.translation_items(root / "eval", heldout)
+    evalsets.write_suite_file(root / "eval")
     (root / "heldout.json").write_text(json.dumps([asdict(s) for s in heldout]))
     return counts
 

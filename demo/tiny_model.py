@@ -24,7 +24,8 @@ class TinyModelConfig:
     num_heads: int = 4
     num_kv_heads: int = 2
     head_dim: int = 24
-    sliding_window: int = 64        # longer than a demo sample, so the local layers see the whole turn
+    sliding_window: int = 512       # every position: the local layers see the whole turn (SEA-HELM's
+                                    # prompts are longer than the demo's own)
     image_size: int = 64
     patch_size: int = 8
     vision_hidden: int = 64

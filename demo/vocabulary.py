@@ -81,7 +81,6 @@ QUESTIONS = {
                count="எத்தனை வடிவங்கள் உள்ளன?", side="வடிவங்கள் எந்தப் பக்கத்தில் உள்ளன?"),
 }
 
-TRANSLATE_PROMPT = "Translate into {name}: {text}"
 
 
 def _tl_link(word: str) -> str:

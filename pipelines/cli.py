@@ -110,7 +110,14 @@ def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -
     if unknown:
         raise typer.BadParameter(f"unknown pipeline parameter(s) {unknown}; known: {sorted(known)}")
     if demo_root is not None:
-        args = {k: v.replace("{demo}", str(demo_root)) if isinstance(v, str) else v for k, v in args.items()}
+        def fill(value):
+            if isinstance(value, str):
+                return value.replace("{demo}", str(demo_root))
+            if isinstance(value, dict):
+                return {k: fill(v) for k, v in value.items()}
+            return value
+
+        args = {k: fill(v) for k, v in args.items()}
     return args
 
 
@@ -338,24 +345,26 @@ def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained fol
 
     from components.common.models import ModelFolderError
     from components.evaluate.seahelm.mcq import TooFewLabels
-    from components.evaluate.seahelm.suite import load_suite, run_suite
+    from components.evaluate.seahelm.suite import ResponseStore, load_suite, run_suite
     from components.evaluate.seahelm.tasks import EvalDataError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        result = run_suite(model, load_suite(suite), out)
+        result = run_suite(model, load_suite(str(suite)), ResponseStore(str(out / "responses")))
     except (EvalDataError, TooFewLabels, ValidationError, ModelFolderError, OSError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scores.json").write_text(result.to_json(), encoding="utf-8")
     table = Table(title=f"{model}: SEA-HELM subset" + (" (replies capped: not comparable)"
-                                                      if result["capped_tokens"] else ""))
+                                                      if result.capped_tokens else ""))
     for column in ("task/lang", "n", "metric", "score"):
         table.add_column(column, justify="right" if column in ("n", "score") else "left")
-    for key, m in result["tasks"].items():
+    for key, m in result.tasks.items():
         table.add_row(key, str(m["n"]), m["metric"], f"{m[m['metric']]:.2f}")
-    for lang, agg in result["aggregate"]["languages"].items():
+    for lang, agg in result.aggregate["languages"].items():
         table.add_row(f"[bold]{lang}[/]", "", "language", f"{agg['score']:.2f}")
-    table.add_row("[bold]total[/]", "", "", f"{result['aggregate']['total']:.2f}")
+    table.add_row("[bold]total[/]", "", "", f"{result.aggregate['total']:.2f}")
     Console().print(table)
     typer.echo(f"scores: {out / 'scores.json'}  responses: {out / 'responses'}")
 
@@ -363,8 +372,10 @@ def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained fol
 @app.command()
 def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa"),
           lang: str = typer.Option(..., "--lang", help="language code as SEA-HELM names it, e.g. id"),
-          data: str = typer.Option(..., "--data", help="the task's dataset in its public schema (Parquet, local or s3://)"),
-          predictions: str = typer.Option(..., "--predictions", help='JSONL of {"id": ..., "response": ...}'),
+          data: str = typer.Option(..., "--data", help="the task's dataset in its public schema (Parquet, JSONL or a "
+                                   "save_to_disk folder; local or s3://)"),
+          predictions: str = typer.Option(..., "--predictions", help='JSONL of {"id": ..., "response": ...}, or a '
+                                          "folder of such files (seavl evaluate's responses/<task>/<lang>)"),
           judge: str = typer.Option("", "--judge", help="xm3600: the CLIP judge (open_clip checkpoint or "
                                     "transformers CLIPModel folder)")):
     """Score responses produced elsewhere the way SEA-HELM does; prints one JSON object.

@@ -19,12 +19,16 @@ class RunResult:
 
     @property
     def roles(self) -> list[str]:
-        return [r for r in ROLES if r in self.scores]
+        return [r for r in ROLES if r in self.scores] + sorted(r for r in self.scores if r not in ROLES)
 
     @property
     def keys(self) -> list[str]:
-        keys = {k for table in self.scores.values() for k in table}
-        return sorted(keys, key=lambda k: (not k.startswith("overall/"), k))
+        """The headline figures: overall vision and text, SEA-HELM's total and each language's score (every
+        task and metric is in the compare step's report)."""
+        keys = {k for table in self.scores.values() for k in table
+                if k.startswith("overall/") or k == "seahelm/total" or (k.startswith("seahelm/")
+                                                                         and k.endswith("/score"))}
+        return sorted(keys, key=lambda k: (not k.startswith("overall/"), k != "seahelm/total", k))
 
 
 def for_run(kfp_run_id: str) -> RunResult:

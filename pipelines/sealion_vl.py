@@ -11,8 +11,8 @@ from components.common.component import finish_run, record_run, training_pod_gpu
 from components.common.images import CREDENTIAL_KEYS, CREDENTIALS_SECRET
 from components.common.languages import LANGUAGES
 from components.evaluate.component import compare, evaluate
-from components.evaluate.tasks import DEFAULT_TASKS
 from components.register.component import gate, promote, register
+from components.snapshot.component import reference_models as reference_models_step
 from components.snapshot.component import snapshot
 from components.train.component import train_cpt, train_sft
 from components.validate_data.component import check_data, merge_data, plan_data
@@ -50,8 +50,11 @@ def _validate(kind: str, input_uri, fingerprint, languages, settings, groups, ev
 def sealion_vl(
     caption_manifest: str = "s3://sealion-vl/data/captions/manifest.parquet",
     sft_conversations: str = "s3://sealion-vl/data/mammoth-vl/sft.jsonl",
-    eval_data: str = "s3://sealion-vl/data/eval/demo",
+    eval_suite: str = "s3://sealion-vl/eval/seahelm/suite.yaml",
     base_model: str = "s3://sealion-vl/models/gemma-sea-lion-v4-27b-it",
+    reference_models: dict = {  # noqa: B006
+        "gemma-3-27b-it": "s3://sealion-vl/models/gemma-3-27b-it",
+        "gemma-sea-lion-v4-27b-it": "s3://sealion-vl/models/gemma-sea-lion-v4-27b-it"},
     registered_model_name: str = "gemma-sea-lion-v4-vl",
     languages: str = ",".join(LANGUAGES),
     caption_validation: dict = {},  # noqa: B006 (KFP reads the default; it is never mutated)
@@ -65,12 +68,12 @@ def sealion_vl(
     train_nodes: int = 1,
     train_node_selector: dict = {},  # noqa: B006
     reuse_training: bool = True,
-    eval_tasks: str = DEFAULT_TASKS,
     eval_response_cache: str = "s3://sealion-vl/eval-responses",
     eval_gpus: int = 1,
-    max_new_tokens: int = 32,
-    text_tolerance: float = 2.0,
-    caption_tolerance: float = 0.0,
+    eval_max_new_tokens: int = 0,
+    text_tolerance: float = 1.0,
+    vision_tolerance: float = 0.0,
+    language_tolerance: float = 5.0,
     mlflow_experiment: str = "sealion-vl",
     git_commit: str = "unknown",
 ):
@@ -80,10 +83,13 @@ def sealion_vl(
         caption_manifest: CPT image-caption pairs: a JSONL/Parquet manifest (image paths relative to it) or a folder
             of them, or a folder of WebDataset .tar shards (img2dataset); local or s3://.
         sft_conversations: SFT conversations (messages format or MAmmoTH-VL `conversations`), JSONL or Parquet.
-        eval_data: folder with each evaluation task's items (captions.jsonl, mc.jsonl, text.jsonl).
+        eval_suite: the SEA-HELM evaluation suite, a YAML file naming each task's data in its public schema
+            (components/evaluate/seahelm/suite.py); its images are also kept out of the training data.
         base_model: the starting model, a save_pretrained folder (Gemma-SEA-LION-v4-IT in production).
+        reference_models: {name: URI} of models every candidate is evaluated beside (save_pretrained folders);
+            each is scored once per suite and model content, then reused from KFP's cache.
         registered_model_name: MLflow Model Registry name; the gate moves its `champion` alias.
-        languages: comma-separated ISO 639-1 codes that captions may be in and that evaluation scores.
+        languages: comma-separated ISO 639-1 codes that training captions and conversations may be in.
         caption_validation: settings of caption curation, e.g. {"min_sea_score": 0.3, "max_caption_chars": 1000}
             (every key of ValidateConfig in components/validate_data/core.py).
         sft_validation: settings of SFT validation, e.g. {"sample_size": 540000, "mixture": "a=0.5,b=0.5"}.
@@ -103,25 +109,26 @@ def sealion_vl(
         train_node_selector: node labels the training pods must match, e.g. {"nvidia.com/gpu.product":
             "NVIDIA-H100-80GB-HBM3"} to choose the accelerator type.
         reuse_training: reuse both trainings from KFP's cache when their inputs are unchanged; false trains again.
-        eval_tasks: comma-separated evaluation tasks (components/evaluate/tasks): captions, multiple_choice, text.
         eval_response_cache: where evaluation replies are kept as they are generated, so that a retried
             evaluation resumes by item id ('' = none).
         eval_gpus: GPUs per evaluation step; the model is spread over them (bf16) when it does not fit one.
-        max_new_tokens: generated evaluation replies are cut after this many tokens.
-        text_tolerance: how far (chrF points) the candidate's text score may fall below the base's and still promote.
-        caption_tolerance: how far (CIDEr) its captioning may fall below the base's and still promote.
+        eval_max_new_tokens: 0 generates up to SEA-HELM's limits; > 0 caps replies (a smoke run, marked in the report).
+        text_tolerance: how far (SEA-HELM points, 0-100) the candidate's overall text score may fall below the
+            base's and still promote.
+        vision_tolerance: the same for its overall vision score.
+        language_tolerance: how far its text or vision score in any one language may fall below the base's.
         mlflow_experiment: MLflow experiment of the pipeline run.
         git_commit: code version recorded as lineage (filled in by `seavl compile` / `seavl run`).
     """
     with dsl.ExitHandler(_setup(finish_run(), cache=False), name="tracked-run"):
         snap = _setup(snapshot(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
-                               eval_data=eval_data, base_model=base_model, replay_data=replay_data,
+                               eval_suite=eval_suite, base_model=base_model, replay_data=replay_data,
                                registered_model_name=registered_model_name, reuse_training=reuse_training,
                                mlflow_experiment=mlflow_experiment,
                                pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), cache=False)
         fp = snap.outputs
         data = _validate("captions", caption_manifest, fp["caption_fingerprint"], languages, caption_validation,
-                         validation_groups, eval_data)
+                         validation_groups, eval_suite)
         chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
                           validation_groups)
         # the training step's own pod holds the GPUs on one node, none when it launches a multi-node job
@@ -143,14 +150,19 @@ def sealion_vl(
         models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
                   "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
                   "champion": dict(model_uri=fp["champion_uri"])}
-        evals = {role: _setup(evaluate(role=role, eval_data=eval_data, eval_fingerprint=fp["eval_fingerprint"],
-                                       eval_tasks=eval_tasks, languages=languages, max_new_tokens=max_new_tokens,
-                                       response_cache=eval_response_cache, gpus=eval_gpus,
-                                       **model), gpus=eval_gpus, memory="128Gi").set_display_name(f"evaluate-{role}")
+        scoring = dict(eval_suite=eval_suite, eval_fingerprint=fp["eval_fingerprint"],
+                       response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens)
+        evals = {role: _setup(evaluate(role=role, **scoring, **model), gpus=eval_gpus, memory="128Gi"
+                              ).set_display_name(f"evaluate-{role}")
                  for role, model in models.items()}
-        side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()}))
+        references = _setup(reference_models_step(models=reference_models), cache=False)
+        with dsl.ParallelFor(references.output, parallelism=2) as ref:
+            refs = _setup(evaluate(role=ref.role, model_uri=ref.uri, model_fingerprint=ref.fingerprint, **scoring),
+                          gpus=eval_gpus, memory="128Gi").set_display_name("evaluate-reference")
+        side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()},
+                                      references=dsl.Collected(refs.outputs["scores"])))
         verdict = _setup(gate(scores=side_by_side.outputs["scores"], text_tolerance=text_tolerance,
-                              caption_tolerance=caption_tolerance))
+                              vision_tolerance=vision_tolerance, language_tolerance=language_tolerance))
         reg = _setup(register(candidate=sft.outputs["model"], scores=side_by_side.outputs["scores"],
                               promote=verdict.outputs["Output"], gate_reasons=verdict.outputs["reasons"],
                               registered_model_name=registered_model_name,

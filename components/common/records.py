@@ -16,7 +16,6 @@ from components.common import storage
 
 CAPTION_REQUIRED = ("id", "image", "caption", "lang", "source")
 SFT_REQUIRED = ("id", "messages")  # `images` may be absent: text-only conversations
-# Evaluation items: each task in components/evaluate/tasks/ names the fields it requires.
 
 
 def read_table(uri: str):
@@ -33,18 +32,28 @@ def read_table(uri: str):
 
 
 def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
-    """The records of a JSONL file, a Parquet file or a folder of Parquet files (a curated dataset), streamed
-    in batches."""
+    """The records of a JSONL file, a Parquet file, a folder of Parquet files (a curated dataset) or a
+    `datasets.save_to_disk` folder (Arrow stream files named in its state.json), streamed in batches."""
+    fs, path = storage.filesystem(uri)
     if str(uri).endswith((".jsonl", ".json")):
-        fs, path = storage.filesystem(uri)
         with fs.open(path, "rb") as f:
             for line in f:
                 if line.strip():
                     yield json.loads(line)
         return
+    state = f"{path.rstrip('/')}/state.json"
+    if fs.exists(state):   # datasets.save_to_disk
+        import pyarrow as pa
+
+        with fs.open(state, "rb") as f:
+            files = [d["filename"] for d in json.load(f)["_data_files"]]
+        for name in files:
+            with fs.open(f"{path.rstrip('/')}/{name}", "rb") as f:
+                for batch in pa.ipc.open_stream(f):
+                    yield from (batch.select(columns) if columns else batch).to_pylist()
+        return
     import pyarrow.dataset as ds
 
-    fs, path = storage.filesystem(uri)
     dataset = ds.dataset(path, filesystem=fs, format="parquet")
     for batch in dataset.to_batches(columns=columns, batch_size=8192):
         yield from batch.to_pylist()

@@ -1,193 +1,168 @@
-"""evaluate: score one model on the configured evaluation tasks; compare: put the tables of several models side
-by side in a report.
+"""evaluate: run the SEA-HELM suite on one model; compare: put every model's scores side by side with paired
+bootstrap intervals of the differences.
 
-Pure core: `evaluate_model` takes a model URI, the evaluation data folder and an `EvalConfig` and returns
-the model's score table (`<task>/<lang>/<metric>` plus aggregates) and per-item outputs. Each model is its own
-pipeline task, so KFP caches each on its own inputs: the base model is scored once per evaluation set, the
-champion once per version. `compare` joins the tables by role.
+Pure cores. `evaluate_model` takes a model URI, the suite and where replies are kept, and returns the model's
+SEA-HELM result (seahelm/suite.py) and its flat score table. Each model is its own pipeline task, so KFP caches
+each on its inputs (content fingerprints): a base or reference model is scored once per suite, the champion
+once per version. `compare` joins the tables by role.
+
+The flat table, per model (all on SEA-HELM's 0-100 scale):
+  <task>/<lang>/<metric>          every metric of every task and language
+  seahelm/<lang>/<competency>     SEA-HELM's competency scores, and seahelm/<lang>/score (the language)
+  seahelm/<lang>/vision, seahelm/<lang>/text   the vision competency, and the mean of the others (text)
+  seahelm/total                   SEA-HELM's total (mean of the languages)
+  overall/vision, overall/text    the means over languages of the two above: the gate's headline
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from statistics import mean
 
-from pydantic import BaseModel, Field
-
-from components.common import records, storage
-from components.common.languages import LANGUAGES
-from components.common.scores import Scores, aggregate
+from components.common import storage
+from components.common.scores import Scores
 from components.common.tracking import Logged
-from components.evaluate import inference
-from components.evaluate.tasks import DEFAULT_TASKS, EvalTask, get_task
+from components.evaluate.seahelm import tasks as sh
+from components.evaluate.seahelm.suite import ResponseStore, SuiteResult, load_suite, run_suite
 
 log = logging.getLogger(__name__)
+VISION = "vision"
 
 
-class EvalConfig(BaseModel):
-    tasks: str = Field(DEFAULT_TASKS, description="comma-separated task names (tasks/)")
-    languages: str = Field(",".join(LANGUAGES), description="comma-separated languages to score; '' = all")
-    max_new_tokens: int = Field(32, description="generated replies are cut here")
-    batch_size: int = 32
-    max_items_per_task: int = Field(0, description="0 = all; else the first N items of each task and language")
-    gpus: int = Field(1, ge=1, description="GPUs the model may be spread over (when the machine has GPUs)")
-    response_cache: str = Field("", description="URI where replies are kept as they are generated, so that an "
-                                "interrupted evaluation resumes by item id; '' = none")
-
-    @property
-    def task_list(self) -> list[EvalTask]:
-        return [get_task(name) for name in records.split_list(self.tasks)]
+def flat_table(result: SuiteResult) -> dict[str, float]:
+    """The model's score table (module docstring) from its suite result."""
+    table: dict[str, float] = {}
+    for key, metrics in result.tasks.items():
+        for name, value in metrics.items():
+            if name not in ("n", "metric") and isinstance(value, (int, float)) and value is not None:
+                table[f"{key}/{name}"] = float(value)
+    agg = result.aggregate
+    by_side: dict[str, list[float]] = {}
+    for lang, entry in agg.get("languages", {}).items():
+        table[f"seahelm/{lang}/score"] = entry["score"]
+        text = []
+        for competency, value in entry["competencies"].items():
+            table[f"seahelm/{lang}/{competency}"] = value
+            if competency != VISION:
+                text.append(value)
+        if text:
+            table[f"seahelm/{lang}/text"] = mean(text)
+            by_side.setdefault("text", []).append(mean(text))
+        if VISION in entry["competencies"]:
+            by_side.setdefault(VISION, []).append(entry["competencies"][VISION])
+    if agg.get("total") is not None:
+        table["seahelm/total"] = agg["total"]
+    table.update({f"overall/{side}": mean(values) for side, values in by_side.items()})
+    return table
 
 
 @dataclass
 class ModelScores:
-    """One model's score table and per-item outputs."""
+    """One model's score table, its per-item records by "task/lang", and its suite result's departures."""
     model: str
     table: dict[str, float] = field(default_factory=dict)
-    samples: list[dict] = field(default_factory=list)
+    items: dict[str, list[dict]] = field(default_factory=dict)
+    capped_tokens: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"model": self.model, "scores": self.table, "samples": self.samples}, ensure_ascii=False)
+        return json.dumps({"model": self.model, "scores": self.table, "items": self.items,
+                           "capped_tokens": self.capped_tokens}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> ModelScores:
         doc = json.loads(text)
-        return cls(doc["model"], doc["scores"], doc["samples"])
+        return cls(doc["model"], doc["scores"], doc.get("items", {}), doc.get("capped_tokens"))
 
-    def logged(self, role: str, eval_data: str, cfg: EvalConfig, model_uri: str = "") -> Logged:
-        """The role, the model (`model_uri` where it was read from a local copy) and the config as params; the
-        table as `eval/<role>/...` pipeline metrics."""
-        return Logged(params={"role": role, "model": model_uri or self.model or "(none)", "eval_data": eval_data,
-                              **cfg.model_dump()},
+    @classmethod
+    def from_result(cls, result: SuiteResult) -> ModelScores:
+        return cls(result.model, flat_table(result), result.items, result.capped_tokens)
+
+    def logged(self, role: str, suite_uri: str, model_uri: str = "", **params) -> Logged:
+        """The role, the model and the suite as params; the table as `eval/<role>/...` pipeline metrics."""
+        return Logged(params={"role": role, "model": model_uri or self.model or "(none)", "eval_suite": suite_uri,
+                              "capped_tokens": self.capped_tokens or 0, **params},
                       pipeline_metrics={f"eval/{role}/{k}": v for k, v in self.table.items()})
 
 
-def load_items(task: EvalTask, eval_data: str, languages: list[str], limit: int = 0) -> list[dict]:
-    """The task's items under `eval_data` in `languages` (all when empty), image paths resolved, at most
-    `limit` per (task, language) when `limit` > 0. An absent items file means no items."""
-    uri = storage.join(eval_data, task.filename)
-    if not storage.exists(uri):
-        return []
-    seen: dict[tuple, int] = {}
-    items = []
-    for row in records.read_jsonl(uri):
-        records.require(row, task.required, uri)
-        if languages and row["lang"] not in languages:
-            continue
-        key = (row.get("task"), row["lang"])
-        seen[key] = seen.get(key, 0) + 1
-        if limit and seen[key] > limit:
-            continue
-        for f in task.image_fields:
-            value = row[f]
-            row[f] = ([records.resolve(uri, v) for v in value] if isinstance(value, list)
-                      else records.resolve(uri, value))
-        items.append(row)
-    return items
+def store_for(root: str, model_id: str) -> ResponseStore:
+    """The response store of one model under `root`: a folder named by a hash of the model's identity (its
+    content fingerprint or artifact URI), so that a changed model never reads another's replies."""
+    return ResponseStore(storage.join(root, hashlib.sha256(model_id.encode()).hexdigest()[:16]))
 
 
-def _by_group(items: list[dict], default_task: str) -> dict[tuple[str, str], list[int]]:
-    """Item positions by (reported task name, language), in first-seen order."""
-    out: dict[tuple[str, str], list[int]] = {}
-    for i, row in enumerate(items):
-        out.setdefault((row.get("task", default_task), row["lang"]), []).append(i)
+def evaluate_model(model_uri: str, suite_uri: str, response_root: str, model_id: str = "", gpus: int = 1,
+                   max_new_tokens: int = 0) -> ModelScores:
+    """Run the suite at `suite_uri` on the model at `model_uri`; an empty URI (no champion yet) scores nothing.
+    Replies are kept under `response_root` (a temporary folder when ''); `max_new_tokens` > 0 caps generation
+    below SEA-HELM's limits (a smoke run, recorded as `capped_tokens`)."""
+    if not model_uri:
+        return ModelScores(model="")
+    suite = load_suite(suite_uri)
+    if max_new_tokens:
+        suite = suite.model_copy(update={"max_new_tokens": max_new_tokens})
+    if not response_root:
+        import tempfile
+
+        response_root = tempfile.mkdtemp(prefix="replies-")
+    result = run_suite(model_uri, suite, store_for(response_root, model_id or model_uri), gpus=gpus)
+    return ModelScores.from_result(result)
+
+
+def differences(by_role: dict[str, ModelScores], against: str = "candidate") -> dict[str, dict]:
+    """Paired bootstrap 95% intervals of `against` minus every other role, per task and language, on each task's
+    headline metric: {"<role>/<task>/<lang>": {"mean", "low", "high", "n"}}."""
+    from components.evaluate.seahelm.bootstrap import paired_metric_difference
+
+    out: dict[str, dict] = {}
+    mine = by_role.get(against)
+    if mine is None or not mine.model:
+        return out
+    for role, other in by_role.items():
+        if role == against or not other.model:
+            continue
+        for key, items in mine.items.items():
+            if key not in other.items:
+                continue
+            try:
+                d = paired_metric_difference(items, other.items[key], sh.kind(key.split("/")[0]))
+            except ValueError as err:
+                log.info("no interval for %s vs %s on %s: %s", against, role, key, err)
+                continue
+            out[f"{role}/{key}"] = {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
     return out
 
 
-def evaluate_model(model_uri: str, eval_data: str, cfg: EvalConfig, model_id: str = "") -> ModelScores:
-    """Score the model at `model_uri` on every configured task. An empty URI (no champion yet) scores nothing.
-    `model_id` names the model in the response cache (its content fingerprint or artifact URI; default the URI)."""
-    if not model_uri:
-        return ModelScores(model="")
-    tasks = cfg.task_list
-    languages = records.split_list(cfg.languages)
-    items = {t.name: load_items(t, eval_data, languages, cfg.max_items_per_task) for t in tasks}
-    if not any(items.values()):
-        raise FileNotFoundError(f"no evaluation items under {eval_data} for tasks {[t.name for t in tasks]} "
-                                f"(files {[t.filename for t in tasks]}) and languages {languages or 'all'}")
-    model, processor = inference.load(storage.localize(model_uri), gpus=cfg.gpus)
-    result = ModelScores(model=model_uri)
-    groups: dict[str, str] = {}  # reported task name -> the overall figure it counts towards
-    for task in tasks:
-        rows = items[task.name]
-        log.info("%s: %d %s items", model_uri, len(rows), task.name)
-        cache = (ResponseCache(cfg.response_cache, model_id or model_uri, task, cfg.max_new_tokens)
-                 if cfg.response_cache else None)
-        answers = _answers(model, processor, task, rows, cfg, cache)
-        for (name, lang), idx in _by_group(rows, task.name).items():
-            value, per_item = task.score([rows[i] for i in idx], [answers[i] for i in idx], lang)
-            result.table[f"{name}/{lang}/{task.metric}"] = value
-            groups[name] = task.group
-            result.samples += [{"task": name, "lang": lang, **s} for s in per_item]
-    result.table.update(aggregate(result.table, groups))
-    return result
-
-
-class ResponseCache:
-    """A model's answers to one task, kept as they are produced: `<root>/<key>/<task>/part-*.jsonl`, lines
-    {"key": "<lang>/<id>", "answer": ...}. The key hashes the model URI, the generation limit and the task's code
-    (its prompts), so a changed prompt never reuses an old answer. One small file per batch: S3 has no append."""
-
-    def __init__(self, root: str, model_uri: str, task: EvalTask, max_new_tokens: int):
-        import hashlib
-        import inspect
-        import sys
-
-        source = inspect.getsource(sys.modules[task.ask.__module__])
-        key = hashlib.sha256(json.dumps([model_uri, max_new_tokens, source]).encode()).hexdigest()[:16]
-        self.folder = storage.join(root, key, task.name)
-
-    def load(self) -> dict[str, object]:
-        fs, path = storage.filesystem(self.folder)
-        if not fs.exists(path):
-            return {}
-        out = {}
-        for part in sorted(fs.find(path)):
-            if part.endswith(".jsonl"):
-                with fs.open(part, "rb") as f:
-                    for line in f:
-                        if line.strip():
-                            row = json.loads(line)
-                            out[row["key"]] = row["answer"]
-        return out
-
-    def add(self, answers: dict[str, object]) -> None:
-        import uuid
-
-        if answers:
-            lines = "".join(json.dumps({"key": k, "answer": v}, ensure_ascii=False) + "\n" for k, v in answers.items())
-            storage.write_bytes(storage.join(self.folder, f"part-{uuid.uuid4().hex}.jsonl"), lines.encode())
-
-
-def _answers(model, processor, task: EvalTask, rows: list[dict], cfg: EvalConfig, cache: ResponseCache | None
-             ) -> list:
-    """The model's answer to every item: those in the cache read back, the rest produced (and cached)."""
-    keys = [f"{r['lang']}/{r['id']}" for r in rows]
-    known = cache.load() if cache else {}
-    todo = [i for i, k in enumerate(keys) if k not in known]
-    if known:
-        log.info("%s: %d of %d answers from the response cache", task.name, len(rows) - len(todo), len(rows))
-
-    def keep(positions: list[int], replies: list) -> None:
-        cache.add({keys[todo[p]]: reply for p, reply in zip(positions, replies, strict=True)})
-
-    fresh = inference.answer(model, processor, [task.ask(rows[i]) for i in todo], cfg.max_new_tokens,
-                             cfg.batch_size, on_batch=keep if cache else None, progress=task.name)
-    if cache:   # multiple-choice answers come at the end, not batch by batch
-        cache.add({keys[i]: a for i, a in zip(todo, fresh, strict=True) if not isinstance(a, str)})
-    answers = [known.get(k) for k in keys]
-    for i, a in zip(todo, fresh, strict=True):
-        answers[i] = a
-    return answers
+def notes(by_role: dict[str, ModelScores]) -> list[str]:
+    """Where these figures depart from SEA-HELM's: what a reader must know before comparing with published ones."""
+    ran = {key.split("/")[0] for s in by_role.values() for key in s.items}
+    out = [f"{sh.prompts()[task]['metric']} → {SUB[0]}: {SUB[1]}" for task in sorted(ran)
+           for SUB in [sh.SUBSTITUTES.get(sh.prompts()[task]["metric"])] if SUB]
+    missing = sorted(set(sh.ALL_SEAHELM_TEXT_TASKS) - ran)
+    if missing:
+        out.append("not run: " + ", ".join(missing) + " — aggregates are a SEA-HELM subset; compare with published "
+                   "SEA-HELM numbers task by task, where task and metric match")
+    capped = sorted({s.capped_tokens for s in by_role.values() if s.capped_tokens})
+    if capped:
+        out.append(f"generation capped at {capped[0]} new tokens (below SEA-HELM's limits): a smoke run, not "
+                   "comparable with published figures")
+    return out
 
 
 def compare(by_role: dict[str, ModelScores]) -> Scores:
-    """The side-by-side table of every role that has a model (an empty champion is left out)."""
-    return Scores({role: s.table for role, s in by_role.items() if s.model},
-                  {role: s.samples for role, s in by_role.items() if s.model})
+    """Every role that has a model (an empty champion is left out), side by side, with the candidate's paired
+    bootstrap intervals against each other role."""
+    present = {role: s for role, s in by_role.items() if s.model}
+    examples = {role: [dict(r, key=key) for key, rows in s.items.items() for r in rows if "response" in r]
+                for role, s in present.items()}
+    return Scores({role: s.table for role, s in present.items()}, examples,
+                  differences=differences(present), notes=notes(present),
+                  headline={key.split("/")[0]: sh.headline(key.split("/")[0])
+                            for s in present.values() for key in s.items})
 
 
 def overall_metrics(scores: Scores) -> dict[str, float]:
-    """The overall figures of every role, `<role>/overall/<group>`: the headline of a comparison."""
+    """The headline figures of every role, `<role>/overall/<side>` and `<role>/seahelm/total`."""
     return {f"{role}/{key}": value for role, table in scores.by_role.items() for key, value in table.items()
-            if key.startswith("overall/")}
+            if key.startswith("overall/") or key == "seahelm/total"}

@@ -108,30 +108,3 @@ def option_scores(model, processor, conversations: list[list[dict]], batch_size:
         for i, value in zip(positions, ((logp * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist(), strict=True):
             scores[i] = value
     return scores
-
-
-def answer(model, processor, requests: list, max_new_tokens: int, batch_size: int,
-           on_batch: Callable[[list[int], list[str]], None] | None = None, progress: str = "") -> list:
-    """The model's answer to each request, in order: the reply (str) to a `Generate`, the index of the most
-    likely option (int; the first on ties) of a `Choose`. `on_batch(positions in requests, replies)` follows
-    generation batch by batch."""
-    from components.evaluate.tasks import Generate
-
-    answers: list = [None] * len(requests)
-    gen = [i for i, r in enumerate(requests) if isinstance(r, Generate)]
-
-    def report(positions: list[int], replies: list[str]) -> None:
-        if on_batch is not None:
-            on_batch([gen[p] for p in positions], replies)
-
-    replies = generate(model, processor, [requests[i].conversation for i in gen], max_new_tokens, batch_size,
-                       on_batch=report, progress=progress)
-    for i, reply in zip(gen, replies, strict=True):
-        answers[i] = reply
-    choose = [i for i, r in enumerate(requests) if not isinstance(r, Generate)]
-    flat = [option for i in choose for option in requests[i].options]
-    logp = iter(option_scores(model, processor, flat, batch_size))
-    for i in choose:
-        values = [next(logp) for _ in requests[i].options]
-        answers[i] = max(range(len(values)), key=values.__getitem__)
-    return answers

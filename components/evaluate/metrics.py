@@ -6,7 +6,7 @@ written without spaces, split into grapheme clusters (a base character with its 
 and Japanese into characters, with runs of Latin letters and digits kept whole ("iPhone 15" is two tokens, not
 eight). References that tokenise to nothing are dropped (pycocoevalcap fails on them), and CIDEr needs at least
 two items, since its weights come from document frequencies over the items scored together. chrF comes from
-sacrebleu. Multiple-choice accuracy compares the chosen option index with the gold one.
+sacrebleu.
 """
 from __future__ import annotations
 
@@ -74,9 +74,3 @@ def chrf(hypotheses: list[str], references: list[list[str]], word_order: int = 0
     n_refs = max(len(r) for r in references)
     streams = [[refs[k] if k < len(refs) else refs[0] for refs in references] for k in range(n_refs)]
     return float(CHRF(word_order=word_order).corpus_score(hypotheses, streams).score)
-
-
-def accuracy(predicted: list[int], gold: list[int]) -> float:
-    if len(predicted) != len(gold):
-        raise ValueError("predicted and gold differ in length")
-    return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold) if gold else 0.0

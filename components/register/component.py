@@ -6,15 +6,16 @@ from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def gate(scores: Input[Artifact], text_tolerance: float, caption_tolerance: float, reasons: Output[Markdown]
-         ) -> bool:
-    """Decide whether the candidate may become champion: captioning not worse than base (minus
-    caption_tolerance), text not worse than base minus text_tolerance.
+def gate(scores: Input[Artifact], text_tolerance: float, vision_tolerance: float, language_tolerance: float,
+         reasons: Output[Markdown]) -> bool:
+    """Decide whether the candidate may become champion: its SEA-HELM vision and text scores, overall and in each
+    language, not below the base's minus the tolerances.
 
     Args:
         scores: every role's scores side by side (compare).
-        text_tolerance: how far the candidate's overall text score may fall below the base's and still promote.
-        caption_tolerance: how far its overall captioning score may fall below the base's and still promote.
+        text_tolerance: how far (points, 0-100) the candidate's text scores may fall below the base's.
+        vision_tolerance: how far (points, 0-100) its vision scores may fall below the base's.
+        language_tolerance: how far its vision or text score in any one language may fall below the base's.
         reasons: the verdict and each comparison behind it (Markdown).
 
     Returns:
@@ -26,7 +27,8 @@ def gate(scores: Input[Artifact], text_tolerance: float, caption_tolerance: floa
     from components.register.core import decide
 
     tables = Scores.from_json(Path(scores.path).read_text(encoding="utf-8")).by_role
-    decision = decide(tables["candidate"], tables["base"], text_tolerance, caption_tolerance)
+    decision = decide(tables["candidate"], tables["base"], text_tolerance, vision_tolerance,
+                      language_tolerance)
     Path(reasons.path).write_text(decision.markdown(), encoding="utf-8")
     print("\n".join(decision.reasons))
     return decision.promote

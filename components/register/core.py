@@ -23,22 +23,30 @@ class GateDecision:
 
 
 def decide(candidate: dict[str, float], base: dict[str, float], text_tolerance: float,
-           caption_tolerance: float = 0.0) -> GateDecision:
-    """Promote only if captioning is not worse than base (minus `caption_tolerance`) and the text score is
-    not worse than base minus `text_tolerance` (the new model must not lose the base model's text ability).
-    Inputs are score tables with `overall/captioning` and `overall/text`."""
+           vision_tolerance: float = 0.0, language_tolerance: float = 5.0) -> GateDecision:
+    """Promote only if, on SEA-HELM's 0-100 scale, the candidate's vision score is not below the base's minus
+    `vision_tolerance` and its text score (the mean of SEA-HELM's other competencies) not below the base's minus
+    `text_tolerance` (the new model must not lose what its base had), both overall (`overall/vision`,
+    `overall/text`), and in no language (`seahelm/<lang>/vision`, `.../text`) below the base's minus
+    `language_tolerance`: one language is scored on fewer items, so its figure moves more by chance."""
     reasons = []
     ok = True
-    for key, what, tol in (("overall/captioning", "captioning", caption_tolerance),
-                           ("overall/text", "text", text_tolerance)):
+    for side, tol in (("vision", vision_tolerance), ("text", text_tolerance)):
+        key = f"overall/{side}"
         if key not in candidate or key not in base:
             ok = False
-            reasons.append(f"{what}: no score to compare ({key} missing)")
+            reasons.append(f"{side}: no score to compare ({key} missing)")
             continue
-        c, b = candidate[key], base[key]
-        passed = c >= b - tol
-        ok &= passed
-        reasons.append(f"{what}: candidate {c:.4f} {'>=' if passed else '<'} base {b:.4f} - tolerance {tol:g}")
+        keys = [key] + sorted(k for k in candidate if k.startswith("seahelm/") and k.endswith(f"/{side}")
+                              and k in base)
+        for k in keys:
+            c, b, limit = candidate[k], base[k], tol if k == key else language_tolerance
+            passed = c >= b - limit
+            ok &= passed
+            if k == key or not passed:
+                where = "overall" if k == key else k.split("/")[1]
+                reasons.append(f"{side} ({where}): candidate {c:.2f} {'>=' if passed else '<'} base {b:.2f} - "
+                               f"tolerance {limit:g}")
     return GateDecision(promote=ok, reasons=reasons)
 
 
@@ -46,7 +54,7 @@ def version_tags(scores: dict[str, dict[str, float]], promote: bool, reasons: st
                  lineage: dict[str, str]) -> dict[str, str]:
     """Tags of a registered version: its lineage, the overall scores of candidate and base, the gate's verdict."""
     overall = {f"{role}.{key.split('/')[-1]}": f"{value:.4f}" for role in ("candidate", "base")
-               for key, value in scores.get(role, {}).items() if key.startswith("overall/")}
+               for key, value in scores.get(role, {}).items() if key.startswith("overall/") or key == "seahelm/total"}
     return {**lineage, **overall, "gate.promote": str(promote).lower(), "gate.reasons": reasons}
 
 

@@ -32,3 +32,34 @@ def cache_salt(reuse_training: bool) -> str:
     import uuid
 
     return "" if reuse_training else uuid.uuid4().hex
+
+
+def suite_fingerprint(uri: str) -> str:
+    """Content fingerprint of an evaluation suite: its file and every dataset, image root and judge it names.
+    A suite that cannot be read, or that names a missing file, fails here, before any GPU is asked for."""
+    import hashlib
+    import json
+
+    from components.evaluate.seahelm.suite import load_suite
+
+    suite = load_suite(uri)
+    missing = [u for u in suite.uris() if not _exists("eval_suite", u)]
+    if missing:
+        raise FileNotFoundError(f"the evaluation suite {uri} names missing data: {', '.join(missing)}")
+    parts = [storage.fingerprint(u) for u in [uri, *suite.uris()]]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+RESERVED_ROLES = {"candidate", "base", "cpt", "champion"}
+
+
+def reference_list(models: dict[str, str]) -> list[dict[str, str]]:
+    """[{"role", "uri", "fingerprint"}] of the reference models ({name: URI}), in name order: what the pipeline's
+    ParallelFor evaluates; each name is its role, a report column, so it may not be one of the pipeline's own.
+    (The key is not "name": a KFP loop item's `.name` is the loop variable's own name, not a field.)"""
+    clash = sorted(RESERVED_ROLES & set(models))
+    if clash:
+        raise ValueError(f"reference model names {clash} clash with the pipeline's roles {sorted(RESERVED_ROLES)}")
+    fingerprints = fingerprint_inputs({f"reference_models.{name}": uri for name, uri in models.items()})
+    return [{"role": name, "uri": uri, "fingerprint": fingerprints[f"reference_models.{name}"]}
+            for name, uri in sorted(models.items())]

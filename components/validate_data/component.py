@@ -74,7 +74,7 @@ def merge_data(
 
     Args:
         input_uri: the input that was validated (recorded as a parameter).
-        eval_data: evaluation items whose images must not be trained on ('' = none).
+        eval_data: the evaluation suite (or item files) whose images must not be trained on ('' = none).
         work: every check_data task's output.
         curated: the curated rows, a folder of Parquet files (schema in components/validate_data/schema.py).
         quarantine: every row set aside, with its reason and detail (Parquet).

@@ -57,8 +57,8 @@ class ValidateConfig(BaseModel):
     min_clip_score: float = Field(-1.0, description="rows below this image-text cosine are set aside")
     near_duplicate_bits: int = Field(3, description="pHash bits two images may differ by and be near duplicates; "
                                                     "-1 turns it off")
-    eval_sets: str = Field("", description="comma-separated evaluation item files whose images must not be "
-                                           "trained on")
+    eval_sets: str = Field("", description="comma-separated evaluation suites (.yaml) or item files whose images "
+                                           "must not be trained on")
     image_root: str = Field("", description="images must lie under this folder/prefix (default: the input's)")
     max_conversation_chars: int = 32_000
     sample_size: int = Field(0, description="conversations: keep a seeded selection of this many (0: all)")
@@ -436,22 +436,33 @@ def _item_files(uris: list[str]) -> list[str]:
 
 
 def eval_image_hashes(uris: list[str]) -> tuple[set, list]:
-    """(sha256 set, pHash list) of every image in the evaluation item files (`image`/`images` fields: paths
-    relative to the file, or Hugging Face image structs with `bytes`)."""
+    """(sha256 set, pHash list) of every image in the evaluation sets: SEA-HELM suites (.yaml: every image any
+    of its tasks shows a model) or item files (`image`/`images` fields: paths relative to the file, or Hugging
+    Face image structs with `bytes`)."""
     import io
 
     import imagehash
     from PIL import Image
 
     shas, phashes = set(), []
-    for uri in _item_files(uris):
+
+    def add(data: bytes) -> None:
+        shas.add(hashlib.sha256(data).hexdigest())
+        phashes.append(int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16))
+
+    suites = [u for u in uris if u.endswith((".yaml", ".yml"))]
+    if suites:
+        from components.evaluate.seahelm.suite import load_suite
+
+        for uri in suites:
+            for data in load_suite(uri).images():
+                add(data)
+    for uri in _item_files([u for u in uris if u not in suites]):
         for item in records.iter_rows(uri):
             refs = item.get("images")
             refs = list(refs) if refs is not None else ([item["image"]] if item.get("image") is not None else [])
             for ref in refs:
-                data = ref["bytes"] if isinstance(ref, dict) else storage.read_bytes(records.resolve(uri, ref))
-                shas.add(hashlib.sha256(data).hexdigest())
-                phashes.append(int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16))
+                add(ref["bytes"] if isinstance(ref, dict) else storage.read_bytes(records.resolve(uri, ref)))
     return shas, phashes
 
 

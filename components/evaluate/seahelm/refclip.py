@@ -63,7 +63,10 @@ def refclipscore(judge: ClipJudge, images: list[bytes], captions: list[str], ref
     metrics = {"normalized_refclipscore": 100 * max(float(per.mean()), 0.0),
                "normalized_clipscore": 100 * max(float(clip_s.mean()), 0.0),
                "refclipscore": float(per.mean()), "clipscore": float(clip_s.mean()),
-               "null_count": sum(1 for c in captions if c == "")}
+               "null_count": sum(1 for c in captions if c == ""),
+               # SEA-HELM does not clip Ref at 0: a negative best caption-reference cosine next to a positive CLIP-S
+               # makes the harmonic mean leave [0, 1] (a weak judge's failure, counted here so that it shows)
+               "negative_ref_count": int(np.sum(ref_s < 0))}
     return metrics, [100 * max(float(p), 0.0) for p in per]
 
 
@@ -95,6 +98,7 @@ class TransformersClipJudge:
     def text_features(self, texts: list[str]) -> np.ndarray:
         import torch
 
+        texts = with_eos(self.processor.tokenizer, texts)
         out = []
         for i in range(0, len(texts), self.batch_size):
             inputs = self.processor(text=texts[i:i + self.batch_size], return_tensors="pt", padding=True,
@@ -102,6 +106,15 @@ class TransformersClipJudge:
             with torch.no_grad():
                 out.append(_features(self.model.get_text_features(**inputs)))
         return np.vstack(out)
+
+
+def with_eos(tokenizer, texts: list[str]) -> list[str]:
+    """CLIP pools a text at its end-of-sequence token; a tokenizer that does not append one (a causal LM's, as in
+    the demo) gets it appended, or every text would be pooled at its first token."""
+    eos = tokenizer.eos_token
+    if eos is None or tokenizer("a")["input_ids"][-1] == tokenizer.eos_token_id:
+        return texts
+    return [t + eos for t in texts]
 
 
 def _features(output) -> np.ndarray:

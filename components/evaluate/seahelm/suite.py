@@ -1,31 +1,38 @@
 """A SEA-HELM suite run on one model: each task and language prompted as SEA-HELM prompts it, answered greedily
 within SEA-HELM's token limit, scored with its metric, aggregated (aggregate.py).
 
-A suite is a YAML file:
+A suite is a YAML file; relative paths in it are read from the suite's own folder (local or s3://):
 
     tasks:
-      cvqa: {data: s3://.../cvqa/test, languages: [id, ms, tl]}        # one dataset, filtered per language
-      marvl: {data: {id: s3://.../marvl/id, zh: s3://.../marvl/zh}}     # one split per language
-      world_cuisine_task1: {data: s3://.../wc/task1, image_root: s3://.../wc, languages: [en, id]}
-      xm3600: {data: {en: s3://.../xm3600/en, id: s3://.../xm3600/id}}
-    judge: /models/open_clip_pytorch_model.bin      # XM3600's CLIP judge
+      cvqa: {data: cvqa/test.parquet, languages: [id, ms, tl]}          # one dataset, filtered per language
+      marvl: {data: {id: marvl/id.parquet, zh: marvl/zh.parquet}}         # one split per language
+      world_cuisine_task1: {data: wc/task1.parquet, image_root: wc, languages: [en, id]}
+      xm3600: {data: {en: xm3600/en.parquet, tl: xm3600/fil.parquet}}
+      sentiment: {data: {id: text/sentiment/id.jsonl}}                   # SEA-HELM's own text task files
+    judge: s3://.../open_clip_pytorch_model.bin      # XM3600's CLIP judge
     batch_size: 16
     max_items: 0          # > 0: the first N items of each task and language (a smoke run)
     max_new_tokens: 0     # > 0: a cap below SEA-HELM's limits (a smoke run; not comparable then)
 
-Replies are written to `<out>/responses/<task>/<lang>.jsonl` batch by batch; a rerun into the same folder reads
-them back and generates only the missing ones (resume by item id). Scores go to `<out>/scores.json`.
+Replies go to a `ResponseStore` batch by batch; a rerun with the same store reads them back and generates only the
+missing ones (resume by item id). A reply is reused only for the same prompt configuration and token limit.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-from pathlib import Path
+import logging
+import uuid
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.common import storage
 from components.evaluate.seahelm import tasks as sh
+
+log = logging.getLogger(__name__)
+CHUNK = 256   # items prompted at a time: their images are decoded only while they are being answered
 
 
 class SuiteTask(BaseModel):
@@ -42,6 +49,18 @@ class Suite(BaseModel):
     batch_size: int = Field(16, ge=1)
     max_items: int = Field(0, ge=0)
     max_new_tokens: int = Field(0, ge=0)
+    examples: int = Field(2, ge=0, description="example outputs kept per task and language for the report")
+    cloze_diagnostic: bool = Field(False, description="multiple choice: also score each gold label's log-likelihood "
+                                   "as the reply (`cloze_accuracy`, a diagnostic outside SEA-HELM's aggregates)")
+    base: str = Field("", description="where relative paths are read from (the suite file's folder)")
+
+    def _path(self, uri: str) -> str:
+        return uri if not uri or "://" in uri or uri.startswith("/") or not self.base else storage.join(self.base,
+                                                                                                         uri)
+
+    @property
+    def judge_uri(self) -> str:
+        return self._path(self.judge)
 
     def runs(self) -> list[tuple[str, str, str, str]]:
         """(task, language, data URI, image root) of every run, checked against SEA-HELM's task list."""
@@ -57,67 +76,186 @@ class Suite(BaseModel):
                 data = spec.data.get(lang) if isinstance(spec.data, dict) else spec.data
                 if not data:
                     raise sh.EvalDataError(f"{task}: no data for {lang}")
-                out.append((task, lang, data, spec.image_root))
+                out.append((task, lang, self._path(data), self._path(spec.image_root)))
+        if any(t == "xm3600" for t, *_ in out) and not self.judge:
+            raise sh.EvalDataError("xm3600 is scored with a CLIP judge: the suite needs `judge:`")
         return out
 
+    def uris(self) -> list[str]:
+        """Every URI the suite reads (its datasets, image roots and judge): what its fingerprint covers."""
+        return sorted({u for _, _, data, root in self.runs() for u in (data, root) if u} | (
+            {self.judge_uri} if self.judge else set()))
 
-def load_suite(path: Path) -> Suite:
+    def limit(self, task: str, lang: str) -> int:
+        limit = sh.prompts()[task]["languages"][lang]["max_tokens"]
+        return min(limit, self.max_new_tokens) if self.max_new_tokens else limit
+
+    def prompt_key(self, task: str, lang: str) -> str:
+        """What a reply depends on besides the model: SEA-HELM's configuration of the task and language, and the
+        token limit. A reply stored under another key is never reused."""
+        blob = json.dumps([sh.prompts()[task]["languages"][lang], self.limit(task, lang)], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def images(self):
+        """The bytes of every image the suite shows a model (what training data must not contain)."""
+        for task, lang, data, root in self.runs():
+            for item in sh.load_items(task, lang, data, root):
+                yield from ([item.image] if isinstance(item, sh.CaptionItem) else item.images)
+
+
+def load_suite(uri: str) -> Suite:
+    """The suite at `uri` (a YAML file, or a folder holding suite.yaml)."""
     import yaml
 
-    return Suite(**(yaml.safe_load(Path(path).read_text()) or {}))
+    uri = str(uri)
+    if not uri.endswith((".yaml", ".yml")):
+        uri = storage.join(uri, "suite.yaml")
+    if not storage.exists(uri):
+        raise sh.EvalDataError(f"no evaluation suite at {uri}")
+    doc = yaml.safe_load(storage.read_text(uri)) or {}
+    return Suite(**{**doc, "base": storage.parent(uri)})
 
 
-def _items(task: str, lang: str, data: str, image_root: str) -> list:
-    if task == "xm3600":
-        return sh.xm3600(data, lang)
-    if task.startswith("world_cuisine"):
-        return sh.MCQ_TASKS[task](data, lang, image_root=image_root)
-    return sh.MCQ_TASKS[task](data, lang)
+class ResponseStore:
+    """A model's replies: `<root>/<task>/<lang>/part-*.jsonl`, lines {"id", "response", "prompt": key}. One small
+    file per batch (S3 has no append), so a run killed at any point keeps every batch it finished."""
+
+    def __init__(self, root: str):
+        self.root = str(root)
+
+    def folder(self, task: str, lang: str) -> str:
+        return storage.join(self.root, task, lang)
+
+    def load(self, task: str, lang: str, prompt_key: str) -> dict[str, str]:
+        fs, path = storage.filesystem(self.folder(task, lang))
+        if not fs.exists(path):
+            return {}
+        out = {}
+        for part in sorted(fs.find(path)):
+            if part.endswith(".jsonl"):
+                with fs.open(part, "rb") as f:
+                    for line in f:
+                        row = json.loads(line) if line.strip() else None
+                        if row and row.get("prompt") == prompt_key:
+                            out[str(row["id"])] = row["response"]
+        return out
+
+    def add(self, task: str, lang: str, prompt_key: str, replies: dict[str, str]) -> None:
+        if replies:
+            lines = "".join(json.dumps({"id": k, "response": v, "prompt": prompt_key}, ensure_ascii=False) + "\n"
+                            for k, v in replies.items())
+            storage.write_bytes(storage.join(self.folder(task, lang), f"part-{uuid.uuid4().hex}.jsonl"),
+                                lines.encode())
 
 
 def _pictures(item) -> list:
     from PIL import Image
 
-    raw = [item.image] if hasattr(item, "references") else item.images
+    raw = [item.image] if isinstance(item, sh.CaptionItem) else item.images
     return [Image.open(io.BytesIO(b)).convert("RGB") for b in raw]
 
 
-def run_suite(model_uri: str, suite: Suite, out_dir: Path) -> dict:
-    """Run every task and language of `suite` on the model; returns (and writes) the scores."""
+def answer_all(model, processor, suite: Suite, task: str, lang: str, items: list, store: ResponseStore
+               ) -> dict[str, str]:
+    """{item id: reply} for every item: stored replies read back, the rest generated (and stored) chunk by chunk."""
     from components.evaluate import inference
+
+    key = suite.prompt_key(task, lang)
+    replies = store.load(task, lang, key)
+    todo = [i for i in items if i.id not in replies]
+    if len(todo) < len(items):
+        log.info("%s/%s: %d of %d replies from %s", task, lang, len(items) - len(todo), len(items), store.root)
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        conversations = [sh.conversation(task, lang, getattr(i, "fields", {}), _pictures(i)) for i in chunk]
+
+        def keep(positions: list[int], out: list[str], chunk=chunk) -> None:
+            store.add(task, lang, key, {chunk[p].id: r for p, r in zip(positions, out, strict=True)})
+
+        out = inference.generate(model, processor, conversations, suite.limit(task, lang), suite.batch_size,
+                                 on_batch=keep, progress=f"{task}/{lang} {start + len(chunk)}/{len(todo)}")
+        replies.update({i.id: r for i, r in zip(chunk, out, strict=True)})
+    return replies
+
+
+def cloze_accuracy(model, processor, suite: Suite, task: str, lang: str, items: list) -> float:
+    """Share (0-100) of items whose gold label, as the tagged reply "<tag> <label>", is the most likely of the
+    task's labels: how a model ranks the options when it is not asked to write the answer."""
+    from components.evaluate import inference
+
+    config = sh.prompts()[task]["languages"][lang]
+    labels = sorted({i.label for i in items})
+    hits = 0
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start:start + CHUNK]
+        flat = []
+        for item in chunk:
+            user = sh.conversation(task, lang, item.fields, _pictures(item))
+            flat += [user + [{"role": "assistant", "content": [{"type": "text", "text": f"{config['answer_tag']} "
+                                                                                         f"{label}"}]}]
+                     for label in labels]
+        scores = inference.option_scores(model, processor, flat, suite.batch_size)
+        for k, item in enumerate(chunk):
+            mine = scores[k * len(labels):(k + 1) * len(labels)]
+            hits += labels[max(range(len(labels)), key=mine.__getitem__)] == item.label
+    return 100 * hits / len(items)
+
+
+@dataclass
+class SuiteResult:
+    """One model's suite run: per task and language SEA-HELM's metrics and per-item scores, and the aggregates."""
+    model: str
+    tasks: dict[str, dict] = field(default_factory=dict)        # "task/lang" -> {"n", "metric", metrics...}
+    items: dict[str, list[dict]] = field(default_factory=dict)  # "task/lang" -> per-item records
+    aggregate: dict = field(default_factory=dict)
+    capped_tokens: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"model": self.model, "capped_tokens": self.capped_tokens, "tasks": self.tasks,
+                           "aggregate": self.aggregate, "items": self.items}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> SuiteResult:
+        doc = json.loads(text)
+        return cls(doc["model"], doc["tasks"], doc.get("items", {}), doc["aggregate"], doc.get("capped_tokens"))
+
+
+def score_suite(model_uri: str, suite: Suite, replies: dict[tuple[str, str], dict[str, str]],
+                loaded: dict[tuple[str, str], list], extra: dict[tuple[str, str], dict] | None = None) -> SuiteResult:
+    """Score stored replies (pure: no model needed); `extra` metrics (diagnostics) join each task's."""
     from components.evaluate.seahelm.aggregate import aggregate
 
-    runs = suite.runs()
-    out_dir = Path(out_dir)
-    model, processor = inference.load(storage.localize(model_uri))
-    per_task: dict[tuple[str, str], dict] = {}
-    for task, lang, data, image_root in runs:
-        items = _items(task, lang, data, image_root)
-        if suite.max_items:
-            items = items[:suite.max_items]
-        cache = out_dir / "responses" / task / f"{lang}.jsonl"
-        responses = sh.read_predictions(str(cache)) if cache.exists() else {}
-        todo = [i for i in items if i.id not in responses]
-        limit = sh.prompts()[task]["languages"][lang]["max_tokens"]
-        if suite.max_new_tokens:
-            limit = min(limit, suite.max_new_tokens)
-        conversations = [sh.conversation(task, lang, getattr(i, "fields", {}), _pictures(i)) for i in todo]
-
-        def keep(positions: list[int], replies: list[str], todo=todo, cache=cache) -> None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with cache.open("a", encoding="utf-8") as f:
-                for p, reply in zip(positions, replies, strict=True):
-                    f.write(json.dumps({"id": todo[p].id, "response": reply}, ensure_ascii=False) + "\n")
-
-        replies = inference.generate(model, processor, conversations, limit, suite.batch_size, on_batch=keep,
-                                     progress=f"{task}/{lang}")
-        responses.update({i.id: r for i, r in zip(todo, replies, strict=True)})
-        metrics = sh.score_responses(task, lang, items, responses, suite.judge)
-        per_task[(task, lang)] = {"n": len(items), "metric": sh.prompts()[task]["metric"], **metrics}
-    headline = {(t, lang): m[m["metric"]] for (t, lang), m in per_task.items()}
-    result = {"model": model_uri, "capped_tokens": suite.max_new_tokens or None,
-              "tasks": {f"{t}/{lang}": m for (t, lang), m in per_task.items()},
-              "aggregate": aggregate(headline, sh.prompts())}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "scores.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+    result = SuiteResult(model=model_uri, capped_tokens=suite.max_new_tokens or None)
+    for (task, lang), items in loaded.items():
+        scored = sh.score_responses(task, lang, items, replies[(task, lang)], suite.judge_uri)
+        result.tasks[f"{task}/{lang}"] = {"n": len(items), "metric": sh.headline(task), **scored.metrics,
+                                          **(extra or {}).get((task, lang), {})}
+        examples = {i.id: replies[(task, lang)].get(i.id) for i in items[:suite.examples]}
+        result.items[f"{task}/{lang}"] = [{**r, "response": examples[r["id"]]} if r["id"] in examples else r
+                                          for r in scored.items]
+    headline = {tuple(k.split("/")): v[v["metric"]] for k, v in result.tasks.items()}
+    result.aggregate = aggregate(headline, sh.prompts())
     return result
+
+
+def run_suite(model_uri: str, suite: Suite, store: ResponseStore, gpus: int = 1) -> SuiteResult:
+    """Run every task and language of `suite` on the model at `model_uri` (local or s3://)."""
+    from components.evaluate import inference
+
+    runs = suite.runs()
+    for task, lang, data, image_root in runs:   # bad data fails here, before a large model is loaded
+        sh.load_items(task, lang, data, image_root, images=False)
+    model, processor = inference.load(storage.localize(model_uri), gpus=gpus)
+    loaded, replies, extra = {}, {}, {}
+    for task, lang, data, image_root in runs:
+        items = sh.load_items(task, lang, data, image_root)
+        items = items[:suite.max_items] if suite.max_items else items
+        replies[(task, lang)] = answer_all(model, processor, suite, task, lang, items, store)
+        if suite.cloze_diagnostic and sh.kind(task) == "mcq" and task in sh.MCQ_TASKS:
+            extra[(task, lang)] = {"cloze_accuracy": cloze_accuracy(model, processor, suite, task, lang, items)}
+        for item in items:   # only the CLIP judge needs images after this (XM3600's, kept)
+            if isinstance(item, sh.Item):
+                item.images = []
+        loaded[(task, lang)] = items
+    del model
+    return score_suite(model_uri, suite, replies, loaded, extra)

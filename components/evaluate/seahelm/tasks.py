@@ -6,6 +6,7 @@ prompts.yaml, copied from SEA-HELM's task configurations.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -176,6 +177,63 @@ def xm3600(uri: str, lang: str, images: bool = True) -> list[CaptionItem]:
     return items
 
 
+# SEA-HELM's text tasks this project runs; each reads SEA-HELM's own files (aisingapore/NLU-*, NLR-*, NLG-*,
+# Safety-*: one language's `eval` split, rows {"id", "label", "prompts": [{template fields}]}).
+TEXT_TASKS = ("sentiment", "qa", "belebele-qa-mc", "causal", "nli", "toxicity", "translation-en-xx",
+              "translation-xx-en", "abssum")
+# SEA-HELM's other text tasks, not run here: LLM-judged (mt-bench, kalahi-judge, syntax-criteria, the judged
+# safeguard sets), instruction following (if-eval), linguistic diagnostics (mp-r, pragmatics) and the knowledge
+# and culture sets (global_mmlu_lite, thai_exam, kalahi-mc, metaphor).
+NOT_RUN = ("metaphor", "if-eval", "mt-bench-judge", "kalahi-mc", "kalahi-judge", "global_mmlu_lite", "thai_exam",
+           "mp-r", "pragmatic-single", "pragmatic-pair", "syntax-criteria")
+ALL_SEAHELM_TEXT_TASKS = TEXT_TASKS + NOT_RUN
+# Where this project scores with another metric than SEA-HELM's (and why), the report says so.
+SUBSTITUTES = {"normalized_metricx_wmt24_scores": ("chrf_score", "chrF++ (sacrebleu) in place of MetricX-24, whose "
+                                                   "13B judge model is not run")}
+
+
+def seahelm_text(uri: str, lang: str, images: bool = False) -> list[Item]:
+    """One language's split of a SEA-HELM text task (JSONL, Parquet, or a `datasets.save_to_disk` folder of it):
+    the row's `id`, its `label` (a list for QA: every accepted answer) and the first prompt's template fields."""
+    items = []
+    for row in records.iter_rows(uri, columns=["id", "label", "prompts"]):
+        prompts_ = row.get("prompts") or []
+        if row.get("label") is None or not prompts_:
+            raise EvalDataError(f"{uri}: row {row.get('id')} needs a label and prompts (SEA-HELM's text schema)")
+        label = row["label"]
+        items.append(Item(str(row["id"]), list(label) if isinstance(label, (list, tuple)) else str(label),
+                          dict(prompts_[0])))
+    if not items:
+        raise EvalDataError(f"{uri} holds no items")
+    return items
+
+
+def load_items(task: str, lang: str, data: str, image_root: str = "", images: bool = True) -> list:
+    """The items of one task and language from the dataset at `data`, in the dataset's own schema."""
+    if task == "xm3600":
+        return xm3600(data, lang, images=images)
+    if task.startswith("world_cuisine"):
+        return MCQ_TASKS[task](data, lang, images=images, image_root=image_root)
+    if task in MCQ_TASKS:
+        return MCQ_TASKS[task](data, lang, images=images)
+    if task in TEXT_TASKS:
+        return seahelm_text(data, lang)
+    raise EvalDataError(f"unknown task {task!r}; known: {sorted([*MCQ_TASKS, 'xm3600', *TEXT_TASKS])}")
+
+
+def headline(task: str) -> str:
+    """The metric that stands for `task` in the aggregates: SEA-HELM's, or its substitute here."""
+    metric = prompts()[task]["metric"]
+    return SUBSTITUTES[metric][0] if metric in SUBSTITUTES else metric
+
+
+def kind(task: str) -> str:
+    """How a task is scored: mcq, caption, qa, translation or summary."""
+    metric = prompts()[task]["metric"]
+    return {"normalized_accuracy": "mcq", "normalized_refclipscore": "caption", "normalized_f1": "qa",
+            "normalized_rougel_f1": "summary"}.get(metric, "translation")
+
+
 def make_judge(path: str):
     """The CLIP judge at `path`: an open_clip checkpoint file (SEA-HELM's xlm-roberta-large-ViT-H-14, GPU image)
     or a transformers CLIPModel folder."""
@@ -185,13 +243,19 @@ def make_judge(path: str):
         raise EvalDataError("xm3600 is scored with a CLIP judge: give its path (--judge)")
     if path.endswith((".bin", ".pt", ".safetensors")):
         return refclip.OpenClipJudge(path)
-    return refclip.TransformersClipJudge(path)
+    return refclip.TransformersClipJudge(storage.localize(path))
 
 
 def read_predictions(uri: str) -> dict[str, str]:
     """{id: response} from JSONL lines {"id": ..., "response": ...} (ids as the dataset's own)."""
     out: dict[str, str] = {}
-    for n, row in enumerate(records.iter_rows(uri), start=1):
+    fs, path = storage.filesystem(uri)
+    if fs.isdir(path):   # a folder of part files (seavl evaluate's responses/<task>/<lang>)
+        rows = (row for part in sorted(fs.find(path)) if part.endswith(".jsonl")
+                for row in records.iter_rows(storage.join(uri, part[len(path.rstrip("/")) + 1:])))
+    else:
+        rows = records.iter_rows(uri)
+    for n, row in enumerate(rows, start=1):
         if "id" not in row or "response" not in row:
             raise EvalDataError(f"{uri} line {n}: each line needs \"id\" and \"response\", got {sorted(row)}")
         key = str(row["id"])
@@ -203,12 +267,12 @@ def read_predictions(uri: str) -> dict[str, str]:
 
 def score_predictions(task: str, lang: str, data: str, predictions: str, judge: str = "") -> dict:
     """SEA-HELM's metrics for responses produced elsewhere: {"task", "lang", "n", "metrics"}."""
-    if task not in MCQ_TASKS and task != "xm3600":
-        raise EvalDataError(f"unknown task {task!r}; scorable: {sorted([*MCQ_TASKS, 'xm3600'])}")
+    if task not in prompts():
+        raise EvalDataError(f"unknown task {task!r}; scorable: {sorted(prompts())}")
     config = prompts()[task]["languages"].get(lang)
     if config is None:
         raise EvalDataError(f"SEA-HELM runs {task} in {sorted(prompts()[task]['languages'])}, not {lang!r}")
-    items = xm3600(data, lang) if task == "xm3600" else MCQ_TASKS[task](data, lang, images=False)
+    items = load_items(task, lang, data, images=task == "xm3600")
     responses = read_predictions(predictions)
     missing = [i.id for i in items if i.id not in responses]
     if missing:
@@ -218,26 +282,66 @@ def score_predictions(task: str, lang: str, data: str, predictions: str, judge: 
     if unknown:
         raise EvalDataError(f"{len(unknown)} prediction id(s) are not {task}/{lang} items, e.g. {unknown[:3]}")
     return {"task": task, "lang": lang, "n": len(items),
-            "metrics": score_responses(task, lang, items, responses, judge)}
+            "metrics": score_responses(task, lang, items, responses, judge).metrics}
 
 
-def score_responses(task: str, lang: str, items: list, responses: dict[str, str], judge: str = "") -> dict:
+@dataclass
+class Scored:
+    """One task and language scored: SEA-HELM's metrics, and per item what the bootstrap and the report need
+    ({"id", "gold", "answer" (the extracted answer), "score" (0-100)})."""
+    metrics: dict
+    items: list[dict]
+
+
+def extract_answer(response: str | None, answer_tag: str) -> str:
+    """The rest of the line after the answer tag (`<tag>[\\s\\r\\n`*]*(.*)`), else the whole response: how SEA-HELM
+    reads captions, QA answers, translations and summaries."""
+    import re
+
+    if not response:
+        return ""
+    found = re.search(re.escape(answer_tag) + r"[\s\r\n`*]*(.*)", response)
+    return (found.group(1) if found and found.group(1) is not None else response).strip()
+
+
+def score_responses(task: str, lang: str, items: list, responses: dict[str, str], judge: str = "") -> Scored:
     """SEA-HELM's metrics of one task and language from {item id: response}."""
-    from components.evaluate.seahelm.mcq import extract_label, mcq_metrics
+    from components.evaluate.seahelm import text
 
     config = prompts()[task]["languages"][lang]
-    if task == "xm3600":
-        from components.evaluate.seahelm.refclip import extract_caption, refclipscore
+    how = kind(task)
+    raw = [responses.get(i.id) for i in items]
+    if how == "mcq":
+        from components.evaluate.seahelm.mcq import extract_label, mcq_metrics
 
-        captions = [extract_caption(responses[i.id], config["answer_tag"]) for i in items]
-        metrics, _ = refclipscore(make_judge(judge), [i.image for i in items], captions,
-                                  [i.references for i in items])
-        return metrics
-    labels = sorted({i.label for i in items})
-    preds = [extract_label(responses[i.id], config["answer_tag"], labels) for i in items]
-    metrics = mcq_metrics([i.label for i in items], preds)
-    metrics.pop("n")
-    return metrics
+        labels = sorted({i.label for i in items})
+        preds = [extract_label(r, config["answer_tag"], labels) for r in raw]
+        metrics = mcq_metrics([i.label for i in items], preds)
+        metrics.pop("n")
+        return Scored(metrics, [{"id": i.id, "gold": i.label, "answer": p, "score": 100.0 * (p == i.label)}
+                                for i, p in zip(items, preds, strict=True)])
+    answers = [extract_answer(r, config["answer_tag"]) for r in raw]
+    golds = [i.references if how == "caption" else i.label for i in items]
+    if how == "caption":
+        from components.evaluate.metrics import TooFewItems, cider
+        from components.evaluate.seahelm.refclip import refclipscore
+
+        metrics, per = refclipscore(make_judge(judge), [i.image for i in items], answers, golds)
+        with contextlib.suppress(TooFewItems):   # CIDEr-D as a secondary figure (SEA-HELM computes none)
+            metrics["cider"] = cider({i.id: i.references for i in items},
+                                     {i.id: a for i, a in zip(items, answers, strict=True)}, lang)[0]
+    elif how == "qa":
+        metrics, per = text.qa_metrics(answers, [g if isinstance(g, list) else [g] for g in golds], lang)
+    elif how == "summary":
+        mean, per = text.rouge_l(answers, [g[0] if isinstance(g, list) else g for g in golds], lang)
+        metrics = {"rougel_f1": mean, "normalized_rougel_f1": max(mean, 0.0)}
+    else:
+        refs = [g if isinstance(g, list) else [g] for g in golds]
+        metrics = {"chrf_score": text.chrf_pp(answers, refs)}
+        per = text.sentence_chrf_pp(answers, refs)
+    metrics["null_count"] = sum(1 for a in answers if not a)
+    return Scored(metrics, [{"id": i.id, "gold": g, "answer": a, "score": s}
+                            for i, g, a, s in zip(items, golds, answers, per, strict=True)])
 
 
 def dumps(result: dict) -> str:

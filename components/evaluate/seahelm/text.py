@@ -5,7 +5,7 @@
   (jieba), as SEA-HELM does. `normalized_f1` = F1 (its chance level is 0).
 - Translation: chrF++ (sacrebleu, character 6-grams + word 2-grams), SEA-HELM's fallback where MetricX-24 is
   not run.
-- Summarisation: ROUGE-L F1 (rouge-score).
+- Summarisation: ROUGE-L F1 (rouge-score's LCS; Thai and Chinese word-segmented first, any script kept).
 """
 from __future__ import annotations
 
@@ -64,12 +64,35 @@ def chrf_pp(predictions: list[str], references: list[list[str]]) -> float:
     return chrf(predictions, references, word_order=2)
 
 
-def rouge_l(predictions: list[str], references: list[str]) -> tuple[float, list[float]]:
-    """Mean ROUGE-L F1 x 100 and per item (rouge-score; its default tokeniser keeps ASCII letters and digits,
-    so this is meaningful for Latin-script summaries)."""
+def sentence_chrf_pp(predictions: list[str], references: list[list[str]]) -> list[float]:
+    """chrF++ of each item on its own (0-100): what the paired bootstrap resamples. Its mean is close to, not
+    equal to, the corpus figure, which sums n-gram statistics over items before taking the F-score."""
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF(word_order=2)
+    return [float(metric.sentence_score(p, refs).score) for p, refs in zip(predictions, references, strict=True)]
+
+
+class _Tokenizer:
+    """rouge-score's tokenizer interface over SEA-HELM's segmentation: Thai and Chinese split into words first,
+    then lower-cased whitespace tokens (rouge-score's default keeps ASCII letters and digits only, which would
+    leave a Thai or Tamil summary with no tokens)."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def tokenize(self, text: str) -> list[str]:
+        import unicodedata
+
+        text = unicodedata.normalize("NFKC", _segment(text, self.lang)).lower()
+        return "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text).split()
+
+
+def rouge_l(predictions: list[str], references: list[str], lang: str = "en") -> tuple[float, list[float]]:
+    """Mean ROUGE-L F1 x 100 and per item (rouge-score's LCS over the tokens of `_Tokenizer`)."""
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Tokenizer(lang))
     per = [100 * scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references,
                                                                                 strict=True)]
     return sum(per) / len(per), per
