@@ -137,8 +137,8 @@ def differences(by_role: dict[str, ModelScores], against: str = "candidate") -> 
 def notes(by_role: dict[str, ModelScores]) -> list[str]:
     """Where these figures depart from SEA-HELM's: what a reader must know before comparing with published ones."""
     ran = {key.split("/")[0] for s in by_role.values() for key in s.items}
-    out = [f"{sh.prompts()[task]['metric']} → {SUB[0]}: {SUB[1]}" for task in sorted(ran)
-           for SUB in [sh.SUBSTITUTES.get(sh.prompts()[task]["metric"])] if SUB]
+    substituted = {sh.prompts()[task]["metric"] for task in ran} & set(sh.SUBSTITUTES)
+    out = [f"{metric} → {sh.SUBSTITUTES[metric][0]}: {sh.SUBSTITUTES[metric][1]}" for metric in sorted(substituted)]
     missing = sorted(set(sh.ALL_SEAHELM_TEXT_TASKS) - ran)
     if missing:
         out.append("not run: " + ", ".join(missing) + " — aggregates are a SEA-HELM subset; compare with published "

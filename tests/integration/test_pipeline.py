@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +68,7 @@ def _runs_of_step(client, step: str) -> list:
     return client.search_runs([exp.experiment_id], filter_string=f"tags.`kfp.step` = '{step}'")
 
 
-def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_server):
+def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_server, tmp_path):
     from mlflow.tracking import MlflowClient
 
     from pipelines import results
@@ -81,13 +82,16 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert len(mv.tags["data_fingerprint"]) == 64 and mv.tags["pipeline_run_id"] == pipeline_runs["fresh"][0]
     assert len(mv.tags["base_fingerprint"]) == 64 and mv.tags["gate.promote"] == "true"
 
-    # the demo learns: CPT raises captioning in every language, SFT raises multiple choice over CPT
+    # the demo runs through SEA-HELM's tasks and learns: training raises the vision score (XM3600's
+    # RefCLIPScore with the demo's judge), the text score stays within the gate's tolerance, and the trained
+    # models are far above the reference model (the tiny model before any training)
     base, cpt, cand = res.scores["base"], res.scores["cpt"], res.scores["candidate"]
-    for lang in LANGUAGES:  # the demo speaks every default language
-        assert cpt[f"demo_captions/{lang}/cider"] > base[f"demo_captions/{lang}/cider"], lang
-        assert cand[f"demo_captions/{lang}/cider"] > base[f"demo_captions/{lang}/cider"], lang
-    assert cand["overall/multiple_choice"] > cpt["overall/multiple_choice"]
+    ref = res.scores["tiny-untrained"]
+    assert cpt["overall/vision"] > base["overall/vision"] and cand["overall/vision"] > base["overall/vision"]
     assert cand["overall/text"] >= base["overall/text"] - 3.0  # the demo config's text_tolerance
+    assert cand["seahelm/total"] > ref["seahelm/total"] + 20
+    langs = {k.split("/")[1] for k in cand if k.startswith("seahelm/") and k.endswith("/score")}
+    assert langs == set(LANGUAGES)  # the demo speaks every default language
     assert "champion" not in res.scores  # there was none to compare with
 
     # one pipeline run with a nested run per tracked step, all finished
@@ -96,12 +100,13 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert parent.data.tags["lineage.caption_fingerprint"] and parent.data.tags["lineage.champion_version"] == ""
     steps = _steps(client, res.parent_run_id)
     assert sorted(steps) == ["compare", "cpt", "evaluate-base", "evaluate-candidate", "evaluate-champion",
-                             "evaluate-cpt", "promote", "register", "sft", "validate_captions",
-                             "validate_conversations"]
+                             "evaluate-cpt", "evaluate-tiny-untrained", "promote", "register", "sft",
+                             "validate_captions", "validate_conversations"]
     assert all(s.info.status == "FINISHED" for s in steps.values())
     history = client.get_metric_history(steps["cpt"].info.run_id, "train/loss")
     assert [m.step for m in history] == list(range(10, 801, 10))  # streamed through the metric buffer
-    assert {"cpt/final_loss", "data/rows_curated", "gate/promote", "eval/candidate/demo_captions/th/cider"} \
+    assert {"cpt/final_loss", "data/rows_curated", "gate/promote", "eval/candidate/seahelm/total",
+            "eval/candidate/xm3600/th/normalized_refclipscore", "eval/tiny-untrained/overall/text"} \
         <= set(parent.data.metrics)
 
     # the registered weights are in the bucket, beside the report and the Data Docs
@@ -110,6 +115,23 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert any(k.endswith("model.safetensors") for k in model_files)
     assert any(k.endswith("processor_config.json") for k in model_files)
     assert any(k.endswith("report/report.html") for k in keys)
+
+    # the release-style report: its aggregated table has every model's SEA-HELM total and language scores
+    from tests.unit.test_evaluate import Tables
+
+    page = Path(client.download_artifacts(steps["compare"].info.run_id, "report/report.html",
+                                          str(tmp_path))).read_text(encoding="utf-8")
+    tables = Tables()
+    tables.feed(page)
+    aggregate = {tuple(row[:2]): row[2:] for row in tables.tables["aggregate"]}
+    assert aggregate[("language", "competency")] == ["candidate", "base", "cpt", "tiny-untrained"]
+    assert aggregate[("total", "")] == [f"{res.scores[r]['seahelm/total']:.2f}"
+                                        for r in ("candidate", "base", "cpt", "tiny-untrained")]
+    assert {lang for lang, what in aggregate if what == "language score"} == set(LANGUAGES)
+    assert ("th", "vision") in aggregate and ("th", "nlg") in aggregate
+    # a header and one row per task and language: XM3600 6, CVQA 5, MARVL 3, WorldCuisines 5 + 5, translation 14
+    assert len(tables.tables["tasks"]) == 1 + 38 and "Δ vs base" in tables.tables["tasks"][0]
+    assert "<img alt='per-language scores'" in page and "a SEA-HELM subset" in page
     assert any("/data_docs/" in k for k in keys)
     assert mv.source.endswith("/artifacts/model")
 
@@ -122,13 +144,13 @@ def test_rerun_with_unchanged_inputs_trains_nothing_and_still_reports(pipeline_r
     client = MlflowClient(tracking_server.uri)
     fresh, cached = results.for_run(pipeline_runs["fresh"][0]), results.for_run(pipeline_runs["cached"][0])
     fresh_steps = _steps(client, fresh.parent_run_id)
-    # KFP served validation, both trainings and the three evaluations from its cache: linked, not repeated
+    # KFP served validation, both trainings and the four evaluations from its cache: linked, not repeated
     assert cached.reused == {step: fresh_steps[step].info.run_id for step in
                              ("validate_captions", "validate_conversations", "cpt", "sft", "evaluate-base",
-                              "evaluate-cpt", "evaluate-candidate")}
+                              "evaluate-cpt", "evaluate-candidate", "evaluate-tiny-untrained")}
     assert set(_steps(client, cached.parent_run_id)) == {"evaluate-champion", "compare", "register", "promote"}
     # ... and it is a pipeline run of its own, with every score (copied from the reused runs)
-    for role in ("base", "cpt", "candidate"):
+    for role in ("base", "cpt", "candidate", "tiny-untrained"):
         assert cached.scores[role] == fresh.scores[role], role
     # the champion it was compared with is version 1, the same weights as its candidate
     assert cached.scores["champion"] == fresh.scores["candidate"]
@@ -146,8 +168,9 @@ def test_a_changed_caption_validates_and_trains_again(pipeline_runs, tracking_se
     before, after = (client.get_run(r.parent_run_id).data.tags for r in (fresh, changed))
     assert before["lineage.caption_fingerprint"] != after["lineage.caption_fingerprint"]
     assert before["lineage.base_fingerprint"] == after["lineage.base_fingerprint"]
-    # only the SFT data's validation and the base model's evaluation could be reused: they do not read captions
-    assert set(changed.reused) == {"validate_conversations", "evaluate-base"}
+    # only the SFT data's validation and the base and reference models' evaluations could be reused: they do not
+    # read captions
+    assert set(changed.reused) == {"validate_conversations", "evaluate-base", "evaluate-tiny-untrained"}
     for step in ("validate_captions", "cpt", "sft"):
         assert len(_runs_of_step(client, step)) == 2, step  # the fresh run's and this one's
 

@@ -1,75 +1,88 @@
-"""Evaluation tasks by name, one model's score table, the side-by-side comparison and its report."""
+"""One model through the demo's SEA-HELM suite, resumed after an interruption; the side-by-side comparison with
+bootstrap intervals, and the release-style report."""
 import json
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from components.common.scores import aggregate
-from components.evaluate.core import EvalConfig, ModelScores, compare, evaluate_model, load_items
-from components.evaluate.report import first_per_group, write_report
-from components.evaluate.tasks import get_task, registry
+from components.common.scores import Scores
+from components.evaluate.core import ModelScores, compare, evaluate_model, flat_table
+from components.evaluate.report import write_report
+from components.evaluate.seahelm.suite import SuiteResult, load_suite
 
 
-def test_tasks_are_picked_by_name():
-    assert set(registry()) == {"captions", "multiple_choice", "text"}
-    assert [t.name for t in EvalConfig(tasks="text, captions").task_list] == ["text", "captions"]
-    with pytest.raises(ValueError, match="unknown evaluation task 'xm3600'.*captions"):
-        _ = EvalConfig(tasks="captions,xm3600").task_list
+def small_suite(demo, tmp_path, **extra) -> str:
+    """The demo suite, cut to three tasks and a few items so that a unit test runs in seconds."""
+    import yaml
+
+    doc = yaml.safe_load(Path(demo.suite).read_text())
+    keep = ("xm3600", "cvqa", "translation-en-xx")
+    doc["tasks"] = {t: doc["tasks"][t] for t in keep}
+    doc["tasks"]["xm3600"]["data"] = {k: v for k, v in doc["tasks"]["xm3600"]["data"].items() if k in ("en", "th")}
+    doc["tasks"]["cvqa"]["languages"] = ["id"]
+    doc["tasks"]["translation-en-xx"]["data"] = {"th": doc["tasks"]["translation-en-xx"]["data"]["th"]}
+    doc.update(max_items=4, max_new_tokens=8, batch_size=2, **extra)
+    path = tmp_path / "suite.yaml"
+    # relative paths are read from the suite's folder: point them at the demo's
+    path.write_text(yaml.safe_dump({**doc, "judge": f"{demo.eval_dir}/{doc['judge']}",
+                                    "tasks": {t: {**spec, "data": {k: f"{demo.eval_dir}/{v}" for k, v in
+                                                                    spec["data"].items()}
+                                                  if isinstance(spec["data"], dict) else
+                                                  f"{demo.eval_dir}/{spec['data']}"}
+                                              for t, spec in doc["tasks"].items()}}))
+    return str(path)
 
 
-def test_items_are_filtered_by_language_and_capped_with_images_resolved(demo):
-    items = load_items(get_task("multiple_choice"), demo.eval_dir, ["th", "zh"], limit=3)
-    assert [r["lang"] for r in items] == ["th"] * 3 + ["zh"] * 3
-    assert all(p.startswith(demo.eval_dir) for r in items for p in r["images"])
-    assert load_items(get_task("captions"), "/nonexistent", []) == []
+def test_the_flat_table_holds_task_metrics_seahelm_aggregates_and_the_gate_headline():
+    result = SuiteResult("m", tasks={
+        "xm3600/en": {"n": 2, "metric": "normalized_refclipscore", "normalized_refclipscore": 40.0, "cider": 1.0},
+        "cvqa/id": {"n": 2, "metric": "normalized_accuracy", "normalized_accuracy": 60.0, "null_count": 1},
+        "translation-en-xx/id": {"n": 2, "metric": "chrf_score", "chrf_score": 80.0},
+        "translation-xx-en/id": {"n": 2, "metric": "chrf_score", "chrf_score": 70.0}})
+    from components.evaluate.seahelm.aggregate import aggregate
+    from components.evaluate.seahelm.tasks import prompts
+
+    result.aggregate = aggregate({tuple(k.split("/")): v[v["metric"]] for k, v in result.tasks.items()}, prompts())
+    table = flat_table(result)
+    assert table["cvqa/id/null_count"] == 1.0 and table["xm3600/en/cider"] == 1.0
+    assert table["seahelm/id/vision"] == 60.0 and table["seahelm/id/nlg"] == 75.0   # translations: one group
+    assert table["seahelm/id/text"] == 75.0 and table["seahelm/id/score"] == pytest.approx(67.5)
+    assert table["seahelm/en/score"] == 40.0 and table["seahelm/total"] == pytest.approx((67.5 + 40.0) / 2)
+    assert table["overall/vision"] == pytest.approx(50.0) and table["overall/text"] == 75.0
 
 
-def test_aggregate_means_over_languages_and_groups():
-    table = {"a/en/cider": 1.0, "a/th/cider": 3.0, "b/en/cider": 5.0, "m/en/accuracy": 0.5}
-    out = aggregate(table, {"a": "captioning", "b": "captioning", "m": "multiple_choice"})
-    assert out == {"a/all/cider": 2.0, "b/all/cider": 5.0, "m/all/accuracy": 0.5,
-                   "overall/captioning": 3.0, "overall/multiple_choice": 0.5}
-
-
-def test_a_model_is_scored_on_every_configured_task(demo):
-    cfg = EvalConfig(languages="en,th", max_items_per_task=4, max_new_tokens=8)
-    result = evaluate_model(demo.base_model, demo.eval_dir, cfg)
-    per_lang = {k for k in result.table if k.count("/") == 2 and "/all/" not in k}
-    assert per_lang == {f"{task}/{lang}/{metric}" for lang in ("en", "th") for task, metric in
-                        (("demo_captions", "cider"), ("demo_mc", "accuracy"), ("demo_translation", "chrf"))}
-    assert result.table["overall/text"] == pytest.approx(
-        (result.table["demo_translation/en/chrf"] + result.table["demo_translation/th/chrf"]) / 2)
-    assert 0 <= result.table["overall/multiple_choice"] <= 1
-    assert len(result.samples) == 3 * 2 * 4  # one per item
-    again = ModelScores.from_json(result.to_json())
-    assert again == result
-    logged = result.logged("base", demo.eval_dir, cfg)
-    assert logged.pipeline_metrics["eval/base/overall/text"] == result.table["overall/text"]
-    assert evaluate_model("", demo.eval_dir, cfg) == ModelScores(model="")  # no champion yet
-
-
-def test_an_interrupted_evaluation_resumes_from_its_response_cache(demo, tmp_path, monkeypatch):
+def test_a_model_runs_the_suite_and_an_interrupted_run_resumes_from_its_replies(demo, tmp_path, monkeypatch):
     """Replies are kept batch by batch; a restart generates only what is missing and scores the same."""
     from components.evaluate import inference
 
-    cfg = EvalConfig(tasks="captions,multiple_choice", languages="en,th", max_items_per_task=4, max_new_tokens=8,
-                     batch_size=2)
-    uninterrupted = evaluate_model(demo.base_model, demo.eval_dir, cfg)
-    cached = cfg.model_copy(update={"response_cache": str(tmp_path / "responses")})
+    suite = small_suite(demo, tmp_path)
+    result = evaluate_model(demo.base_model, suite, "")
+    assert {k for k in result.table if k.count("/") == 2 and k.split("/")[2] in
+            ("normalized_refclipscore", "normalized_accuracy", "chrf_score")} == {
+        "xm3600/en/normalized_refclipscore", "xm3600/th/normalized_refclipscore", "cvqa/id/normalized_accuracy",
+        "translation-en-xx/th/chrf_score"}
+    assert set(result.items) == {"xm3600/en", "xm3600/th", "cvqa/id", "translation-en-xx/th"}
+    assert all(len(v) == 4 for v in result.items.values()) and result.capped_tokens == 8
+    assert ModelScores.from_json(result.to_json()) == result
+    assert result.logged("base", suite).pipeline_metrics["eval/base/seahelm/total"] == result.table["seahelm/total"]
+    assert evaluate_model("", suite, "") == ModelScores(model="")  # no champion yet
+
     real_generate, calls = inference.generate, []
 
-    def dies_after_two_batches(model, processor, conversations, max_new_tokens, batch_size, on_batch=None,
-                               progress=""):
+    def dies_after_three_batches(model, processor, conversations, max_new_tokens, batch_size, on_batch=None,
+                                 progress=""):
         def counted(positions, replies):
             calls.append(len(positions))
             on_batch(positions, replies)
-            if len(calls) == 2:
+            if len(calls) == 3:
                 raise KeyboardInterrupt("preempted")
         return real_generate(model, processor, conversations, max_new_tokens, batch_size, counted, progress)
 
-    monkeypatch.setattr(inference, "generate", dies_after_two_batches)
+    store = str(tmp_path / "replies")
+    monkeypatch.setattr(inference, "generate", dies_after_three_batches)
     with pytest.raises(KeyboardInterrupt):
-        evaluate_model(demo.base_model, demo.eval_dir, cached)
-    monkeypatch.setattr(inference, "generate", real_generate)
+        evaluate_model(demo.base_model, suite, store, model_id="fp-1")
     generated = []
 
     def counting(model, processor, conversations, *args, **kwargs):
@@ -77,24 +90,78 @@ def test_an_interrupted_evaluation_resumes_from_its_response_cache(demo, tmp_pat
         return real_generate(model, processor, conversations, *args, **kwargs)
 
     monkeypatch.setattr(inference, "generate", counting)
-    resumed = evaluate_model(demo.base_model, demo.eval_dir, cached)
-    assert generated[0] == 8 - 4            # captions: 4 of 8 replies came from the cache
-    assert resumed.table == pytest.approx(uninterrupted.table)
+    resumed = evaluate_model(demo.base_model, suite, store, model_id="fp-1")
+    # tasks run in the suite's order: cvqa/id's 4 replies were all kept; translation-en-xx/th's first batch of 2
+    # was kept, then the run died; xm3600 had not started
+    assert generated == [2, 4, 4]
+    assert resumed.table == pytest.approx(result.table)
     generated.clear()
-    assert evaluate_model(demo.base_model, demo.eval_dir, cached).table == pytest.approx(uninterrupted.table)
-    assert generated == [0, 0]              # everything cached: nothing generated
+    assert evaluate_model(demo.base_model, suite, store, model_id="fp-1").table == pytest.approx(result.table)
+    assert generated == []                  # everything kept: nothing generated
+    evaluate_model(demo.base_model, suite, store, model_id="fp-2")   # another model's replies are its own
+    assert sum(generated) == 16
 
 
-def test_the_comparison_leaves_out_a_missing_champion_and_reports_any_ids(tmp_path):
-    base = ModelScores("m0", {"t/en/cider": 1.0, "overall/captioning": 1.0},
-                       [{"task": "t", "lang": "en", "id": "q-17", "output": "a", "reference": "b"},
-                        {"task": "t", "lang": "en", "id": "q-18", "output": "c", "reference": "d"}])
-    cand = ModelScores("m1", {"t/en/cider": 2.0, "overall/captioning": 2.0}, base.samples)
-    scores = compare({"base": base, "candidate": cand, "champion": ModelScores("")})
-    assert scores.roles == ["base", "candidate"]
-    assert [s["id"] for s in first_per_group(base.samples)] == ["q-17"]
+def test_a_changed_prompt_limit_never_reuses_old_replies(demo, tmp_path):
+    store = str(tmp_path / "replies")
+    evaluate_model(demo.base_model, small_suite(demo, tmp_path), store, model_id="m")
+    suite = load_suite(small_suite(demo, tmp_path))
+    assert suite.prompt_key("cvqa", "id") != suite.model_copy(update={"max_new_tokens": 9}).prompt_key("cvqa", "id")
+
+
+class Tables(HTMLParser):
+    """The rows of each <table id=...> of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.current, self.row = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.current = dict(attrs).get("id")
+            self.tables[self.current] = []
+        elif tag == "tr" and self.current:
+            self.row = []
+            self.tables[self.current].append(self.row)
+        elif tag in ("td", "th") and self.row is not None:
+            self.row.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.current = None
+
+    def handle_data(self, data):
+        if self.row is not None and self.current:
+            self.row[-1] += data
+
+
+def test_comparison_intervals_and_the_html_report(tmp_path):
+    items = [{"id": f"q{i}", "gold": "AB"[i % 2], "answer": "AB"[i % 2], "score": 100.0} for i in range(20)]
+    worse = [dict(r, answer="A", score=100.0 * (r["gold"] == "A")) for r in items]
+    cand = ModelScores("m1", {"cvqa/id/normalized_accuracy": 100.0, "seahelm/id/vision": 100.0,
+                              "seahelm/id/score": 100.0, "seahelm/total": 100.0, "overall/vision": 100.0},
+                       {"cvqa/id": [dict(items[0], response="Jawaban: A"), *items[1:]]})
+    base = ModelScores("m0", {"cvqa/id/normalized_accuracy": 0.0, "seahelm/id/vision": 0.0,
+                              "seahelm/id/score": 0.0, "seahelm/total": 0.0, "overall/vision": 0.0},
+                       {"cvqa/id": worse})
+    scores = compare({"base": base, "candidate": cand, "champion": ModelScores(""), "gemma-3-27b-it": base})
+    assert scores.roles == ["candidate", "base", "gemma-3-27b-it"]
+    d = scores.differences["base/cvqa/id"]
+    assert d["mean"] == pytest.approx(100.0) and d["n"] == 20 and d["low"] > 50
+    assert any("not run:" in n for n in scores.notes)
     paths = write_report(scores, tmp_path / "report", title="T")
-    page = paths["html"].read_text()
-    assert "q-17" not in page and ">a<" in page and ">c<" not in page  # one example per task and language
-    assert json.loads(paths["scores"].read_text())["scores"]["candidate"]["t/en/cider"] == 2.0
-    assert "| overall |  | captioning | 1.000 | 2.000 |" in paths["markdown"].read_text()
+    assert Scores.from_json(paths["scores"].read_text()).differences == scores.differences
+    parser = Tables()
+    parser.feed(paths["html"].read_text())
+    aggregate = parser.tables["aggregate"]
+    assert aggregate[0] == ["language", "competency", "candidate", "base", "gemma-3-27b-it"]
+    assert ["total", "", "100.00", "0.00", "0.00"] in aggregate
+    assert ["id", "language score", "100.00", "0.00", "0.00"] in aggregate
+    assert ["id", "vision", "100.00", "0.00", "0.00"] in aggregate
+    tasks = parser.tables["tasks"]
+    assert tasks[0][-2:] == ["Δ vs base", "Δ vs gemma-3-27b-it"]
+    assert tasks[1][:5] == ["cvqa", "id", "normalized_accuracy", "100.00", "0.00"]
+    assert tasks[1][-2].startswith("+100.00 [")
+    assert parser.tables["examples"][1][:4] == ["candidate", "cvqa/id", "q0", "Jawaban: A"]
+    assert "| total |  | 100.00 | 0.00 | 0.00 |" in paths["markdown"].read_text()
+    assert json.loads(paths["scores"].read_text())["scores"]["candidate"]["seahelm/total"] == 100.0

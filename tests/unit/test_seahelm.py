@@ -310,13 +310,94 @@ def test_seavl_evaluate_runs_a_suite_and_resumes(demo, tmp_path, tiny_clip):
     assert scores["tasks"]["cvqa/id"]["n"] == 3 and "normalized_accuracy" in scores["tasks"]["cvqa/id"]
     assert "normalized_refclipscore" in scores["tasks"]["xm3600/en"]
     assert set(scores["aggregate"]["languages"]) == {"id", "en"} and scores["aggregate"]["total"] is not None
-    assert len((out / "responses" / "cvqa" / "id.jsonl").read_text().splitlines()) == 3
-    before = (out / "responses" / "cvqa" / "id.jsonl").read_text()
+    replies = out / "responses" / "cvqa" / "id"
+    parts = sorted(replies.glob("part-*.jsonl"))
+    assert sum(len(p.read_text().splitlines()) for p in parts) == 3
     again = subprocess.run([*SEAVL, "evaluate", "--model", demo.base_model, "--suite", str(suite), "--out",
                             str(out)], capture_output=True, text=True)
-    assert again.returncode == 0 and (out / "responses" / "cvqa" / "id.jsonl").read_text() == before
+    assert again.returncode == 0 and sorted(replies.glob("part-*.jsonl")) == parts   # nothing generated again
     assert json.loads((out / "scores.json").read_text())["tasks"] == scores["tasks"]
+    # the kept replies are what `seavl score` reads: the same figures from the folder of parts
+    scored = subprocess.run([*SEAVL, "score", "--task", "cvqa", "--lang", "id", "--data", str(cvqa),
+                             "--predictions", str(replies)], capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert json.loads(scored.stdout)["metrics"] == {k: v for k, v in scores["tasks"]["cvqa/id"].items()
+                                                    if k not in ("n", "metric")}
     suite.write_text(yaml.safe_dump({"tasks": {"cvqa": {"data": str(cvqa), "languages": ["th"]}}}))
     bad = subprocess.run([*SEAVL, "evaluate", "--model", demo.base_model, "--suite", str(suite)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not 'th'" in bad.stderr
+
+
+def _save_to_disk(folder, rows: list[dict]):
+    """A `datasets.save_to_disk` folder as datasets writes it: Arrow stream files named in state.json."""
+    import pyarrow as pa
+
+    folder.mkdir(parents=True)
+    table = pa.Table.from_pylist(rows)
+    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, \
+            pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}],
+                                                   "_split": "eval"}))
+    return folder
+
+
+def test_seahelm_text_tasks_read_its_files_and_score_by_its_metrics(tmp_path):
+    """SEA-HELM's own text files (here as a save_to_disk folder and as JSONL): sentiment through the multiple-
+    choice path, QA by token F1 over every accepted answer, translation by chrF++, summaries by ROUGE-L."""
+    from components.evaluate.seahelm.tasks import score_predictions
+
+    sentiment = _save_to_disk(tmp_path / "sentiment-id", [
+        {"id": "s1", "label": "Positif", "prompts": [{"text": "Enak sekali!"}]},
+        {"id": "s2", "label": "Negatif", "prompts": [{"text": "Buruk."}]},
+        {"id": "s3", "label": "Netral", "prompts": [{"text": "Biasa."}]}])
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "s1", "response": "Jawaban: Positif"}, {"id": "s2", "response": "jawaban: negatif"},
+        {"id": "s3", "response": "Saya tidak tahu"}]))
+    m = score_predictions("sentiment", "id", str(sentiment), str(preds))["metrics"]
+    # recalls 1, 1, 0 -> BA 2/3, K = 3: 100 * (2/3 - 1/3) / (2/3) = 50
+    assert m["normalized_accuracy"] == pytest.approx(50.0) and m["null_count"] == 1
+
+    qa = tmp_path / "qa-id.jsonl"
+    qa.write_text(json.dumps({"id": "q1", "label": ["Jakarta", "kota Jakarta"],
+                              "prompts": [{"text": "...", "question": "Di mana?"}]}) + "\n")
+    preds.write_text(json.dumps({"id": "q1", "response": "Jawaban: di kota Jakarta"}) + "\n")
+    m = score_predictions("qa", "id", str(qa), str(preds))["metrics"]
+    assert m["normalized_f1"] == pytest.approx(100 * 2 * (2 / 3) * 1 / (2 / 3 + 1))   # best over the answers
+
+    mt = tmp_path / "mt-id.jsonl"
+    mt.write_text(json.dumps({"id": "t1", "label": "dua lingkaran merah", "prompts": [{"text": "two red"}]}) + "\n")
+    preds.write_text(json.dumps({"id": "t1", "response": "Terjemahan: dua lingkaran merah"}) + "\n")
+    assert score_predictions("translation-en-xx", "id", str(mt), str(preds))["metrics"]["chrf_score"] == \
+        pytest.approx(100.0)
+
+    summ = tmp_path / "abssum-th.jsonl"
+    summ.write_text(json.dumps({"id": "a1", "label": "แมว สอง ตัว", "prompts": [{"text": "..."}]}) + "\n")
+    preds.write_text(json.dumps({"id": "a1", "response": "บทสรุป: แมวสองตัว"}) + "\n")
+    m = score_predictions("abssum", "th", str(summ), str(preds))["metrics"]
+    assert m["normalized_rougel_f1"] == pytest.approx(100.0)   # Thai segmented, so words match
+
+
+def test_paired_interval_of_balanced_accuracy_recomputes_seahelms_metric():
+    from components.evaluate.seahelm.bootstrap import paired_metric_difference
+    from components.evaluate.seahelm.mcq import mcq_metrics
+
+    golds = list("ABCD" * 10)
+    good = [{"id": str(i), "gold": g, "answer": g if i % 4 else "null", "score": 0} for i, g in enumerate(golds)]
+    poor = [{"id": str(i), "gold": g, "answer": "A", "score": 0} for i, g in enumerate(golds)]
+    d = paired_metric_difference(good, poor, "mcq")
+    expected = (mcq_metrics(golds, [r["answer"] for r in good])["normalized_accuracy"]
+                - mcq_metrics(golds, [r["answer"] for r in poor])["normalized_accuracy"])
+    assert d.mean == pytest.approx(expected) and d.low <= d.mean <= d.high and d.n == 40
+    same = paired_metric_difference(good, good, "mcq")
+    assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def test_a_suites_images_are_what_training_must_not_contain(demo):
+    from components.validate_data.core import eval_image_hashes
+
+    shas, phashes = eval_image_hashes([demo.suite])
+    # XM3600 96 + CVQA 80 + MARVL 48 x 2 + WorldCuisines 125 images, a few of them identical renderings
+    assert 380 <= len(shas) <= 397 and len(phashes) == 397
