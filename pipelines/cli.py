@@ -335,7 +335,10 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
 def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained folder (local, s3://) or models:/..."),
              suite: Path = typer.Option(..., "--suite", help="the SEA-HELM suite (YAML: tasks, data, judge)"),
              out: Path = typer.Option(Path("seahelm-out"), "--out", help="responses/ and scores.json go here; a "
-                                      "rerun into the same folder resumes")):
+                                      "rerun into the same folder resumes"),
+             gpus: int = typer.Option(1, "--gpus", help="GPUs the model is spread over"),
+             backend: str = typer.Option("auto", "--backend", help="auto (vLLM where installed, on GPUs), "
+                                         "transformers or vllm")):
     """Run a SEA-HELM suite on one model: SEA-HELM's prompts and limits, its metrics, its aggregation.
 
     Exit status 0, or 2 when the suite, the data or the model cannot be used (named in the message)."""
@@ -344,14 +347,17 @@ def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained fol
     from rich.table import Table
 
     from components.common.models import ModelFolderError
+    from components.evaluate.inference import BackendUnavailable
     from components.evaluate.seahelm.mcq import TooFewLabels
     from components.evaluate.seahelm.suite import ResponseStore, load_suite, run_suite
     from components.evaluate.seahelm.tasks import EvalDataError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        result = run_suite(model, load_suite(str(suite)), ResponseStore(str(out / "responses")))
-    except (EvalDataError, TooFewLabels, ValidationError, ModelFolderError, OSError, ValueError) as err:
+        result = run_suite(model, load_suite(str(suite)), ResponseStore(str(out / "responses")), gpus=gpus,
+                           backend=backend)
+    except (EvalDataError, TooFewLabels, ValidationError, ModelFolderError, OSError, ValueError,
+            BackendUnavailable) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,7 @@ def sealion_vl(
     eval_response_cache: str = "s3://sealion-vl/eval-responses",
     eval_gpus: int = 1,
     eval_max_new_tokens: int = 0,
+    eval_backend: str = "auto",
     text_tolerance: float = 1.0,
     vision_tolerance: float = 0.0,
     language_tolerance: float = 5.0,
@@ -113,6 +114,7 @@ def sealion_vl(
             evaluation resumes by item id ('' = none).
         eval_gpus: GPUs per evaluation step; the model is spread over them (bf16) when it does not fit one.
         eval_max_new_tokens: 0 generates up to SEA-HELM's limits; > 0 caps replies (a smoke run, marked in the report).
+        eval_backend: how evaluation generates: auto (vLLM where the GPU image has it), transformers or vllm.
         text_tolerance: how far (SEA-HELM points, 0-100) the candidate's overall text score may fall below the
             base's and still promote.
         vision_tolerance: the same for its overall vision score.
@@ -151,7 +153,8 @@ def sealion_vl(
                   "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
                   "champion": dict(model_uri=fp["champion_uri"])}
         scoring = dict(eval_suite=eval_suite, eval_fingerprint=fp["eval_fingerprint"],
-                       response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens)
+                       response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens,
+                       backend=eval_backend)
         evals = {role: _setup(evaluate(role=role, **scoring, **model), gpus=eval_gpus, memory="128Gi"
                               ).set_display_name(f"evaluate-{role}")
                  for role, model in models.items()}

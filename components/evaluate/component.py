@@ -19,6 +19,7 @@ def evaluate(
     response_cache: str = "",
     gpus: int = 1,
     max_new_tokens: int = 0,
+    backend: str = "auto",
 ) -> NamedTuple("Outputs", mlflow_run_id=str):
     """Run the SEA-HELM suite on one model: a model artifact of this pipeline, or one by URI.
 
@@ -36,6 +37,7 @@ def evaluate(
             resumes by item id; '' for none.
         gpus: GPUs of this step; the model is spread over them (bf16) when it does not fit one.
         max_new_tokens: > 0 caps generation below SEA-HELM's limits (a smoke run; the report says so).
+        backend: auto (vLLM where the image has it and there are GPUs), transformers or vllm.
 
     Returns:
         mlflow_run_id: the id of this step's MLflow run.
@@ -49,8 +51,9 @@ def evaluate(
     model_id = model.uri if model is not None else (model_fingerprint or model_uri)
     with tracked_step(f"evaluate-{role}") as step:
         result = evaluate_model(model.path if model is not None else model_uri, eval_suite, response_cache,
-                                model_id=model_id, gpus=gpus, max_new_tokens=max_new_tokens)
-        step.record(result.logged(role, eval_suite, model.uri if model is not None else model_uri, gpus=gpus))
+                                model_id=model_id, gpus=gpus, max_new_tokens=max_new_tokens, backend=backend)
+        step.record(result.logged(role, eval_suite, model.uri if model is not None else model_uri, gpus=gpus,
+                                  backend=backend))
     Path(scores.path).write_text(json.dumps({"role": role, **json.loads(result.to_json())}, ensure_ascii=False),
                                  encoding="utf-8")
     scores.metadata.update({"role": role, "model": result.model})

@@ -93,7 +93,7 @@ def store_for(root: str, model_id: str) -> ResponseStore:
 
 
 def evaluate_model(model_uri: str, suite_uri: str, response_root: str, model_id: str = "", gpus: int = 1,
-                   max_new_tokens: int = 0) -> ModelScores:
+                   max_new_tokens: int = 0, backend: str = "auto") -> ModelScores:
     """Run the suite at `suite_uri` on the model at `model_uri`; an empty URI (no champion yet) scores nothing.
     Replies are kept under `response_root` (a temporary folder when ''); `max_new_tokens` > 0 caps generation
     below SEA-HELM's limits (a smoke run, recorded as `capped_tokens`)."""
@@ -106,7 +106,8 @@ def evaluate_model(model_uri: str, suite_uri: str, response_root: str, model_id:
         import tempfile
 
         response_root = tempfile.mkdtemp(prefix="replies-")
-    result = run_suite(model_uri, suite, store_for(response_root, model_id or model_uri), gpus=gpus)
+    result = run_suite(model_uri, suite, store_for(response_root, model_id or model_uri), gpus=gpus,
+                       backend=backend)
     return ModelScores.from_result(result)
 
 
@@ -143,6 +144,11 @@ def notes(by_role: dict[str, ModelScores]) -> list[str]:
     if missing:
         out.append("not run: " + ", ".join(missing) + " — aggregates are a SEA-HELM subset; compare with published "
                    "SEA-HELM numbers task by task, where task and metric match")
+    english = sorted({key.split("/")[1] for s in by_role.values() for key in s.items
+                      if key.startswith("xm3600/") and key.split("/")[1] not in sh.prompts()["xm3600"]["languages"]})
+    if english:
+        out.append(f"xm3600 in {', '.join(english)}: SEA-HELM does not run these languages; prompted with its "
+                   "English prompt and tag")
     capped = sorted({s.capped_tokens for s in by_role.values() if s.capped_tokens})
     if capped:
         out.append(f"generation capped at {capped[0]} new tokens (below SEA-HELM's limits): a smoke run, not "

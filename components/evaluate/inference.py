@@ -1,26 +1,50 @@
-"""Running a model on evaluation requests: greedy generation, and option log-likelihood for multiple choice.
+"""Running a model on evaluation requests: greedy generation, and option log-likelihood (a diagnostic).
 
-On a GPU machine the model is loaded in bf16 and placed on the step's GPUs (`device_map="auto"`: spread layer by
-layer over them when it does not fit one); on the CPU it stays fp32. Requests are batched by length (sorted, so
-that a batch pads little), left-padded, answered greedily, and returned in their original order.
-
-With a small vocabulary single-letter answers may not be single tokens, so multiple-choice items are
-scored cloze-style: each option is the model's reply to the question and the option with the highest
-mean log-probability per token wins (length-normalised, so long options are not penalised).
+Two backends. `transformers`: on a GPU machine the model is loaded in bf16 and placed on the step's GPUs
+(`device_map="auto"`: spread layer by layer over them when it does not fit one); on the CPU it stays fp32.
+Requests are batched by length (sorted, so that a batch pads little), left-padded, answered greedily, and returned
+in their original order. `vllm` (when installed, on GPUs; SEA-HELM serves its models with vLLM): the model is
+served in this process, tensor-parallel over the step's GPUs, and vLLM schedules the requests itself; prompts
+are rendered with the model's own chat template, images passed beside them. `auto` takes vLLM where it can.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+BACKENDS = ("auto", "transformers", "vllm")
 
-def load(model_dir: Path, gpus: int = 1):
-    """(model, processor): bf16 on the first `gpus` GPUs when there are any (spread layer by layer when it does
+
+class BackendUnavailable(RuntimeError):
+    """The inference backend asked for cannot run here (unknown, or vLLM without the package or a GPU)."""
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    import torch
+
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+
+
+def load(model_dir: Path, gpus: int = 1, backend: str = "auto", max_images: int = 2):
+    """(model, processor): a `VllmModel` (backend vllm, or auto where vLLM is installed and there are GPUs), else
+    the transformers model: bf16 on the first `gpus` GPUs when there are any (spread layer by layer when it does
     not fit one), fp32 on the CPU; in eval mode."""
     import torch
 
     from components.common.models import load_vlm
 
+    if backend not in BACKENDS:
+        raise BackendUnavailable(f"unknown inference backend {backend!r}; known: {BACKENDS}")
+    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        if not vllm_available():
+            raise BackendUnavailable("backend 'vllm' needs the vllm package and a GPU (the GPU image is built with "
+                               "WITH_VLLM=1); use backend 'transformers' or 'auto'")
+        from components.common.models import check_weights, load_processor
+
+        check_weights(Path(model_dir))
+        return VllmModel(Path(model_dir), gpus, max_images), load_processor(Path(model_dir))
     if torch.cuda.is_available():
         visible = torch.cuda.device_count()
         memory = {i: torch.cuda.get_device_properties(i).total_memory for i in range(min(gpus, visible))}
@@ -64,6 +88,8 @@ def generate(model, processor, conversations: list[list[dict]], max_new_tokens: 
     import torch
     from tqdm import tqdm
 
+    if isinstance(model, VllmModel):
+        return model.generate(processor, conversations, max_new_tokens, batch_size, on_batch, progress)
     tokenizer = processor.tokenizer
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the last position of every row
@@ -89,8 +115,11 @@ def generate(model, processor, conversations: list[list[dict]], max_new_tokens: 
 
 
 def option_scores(model, processor, conversations: list[list[dict]], batch_size: int) -> list[float]:
-    """Mean log-probability per token of each conversation's assistant turns."""
+    """Mean log-probability per token of each conversation's assistant turns (transformers backend)."""
     import torch
+
+    if isinstance(model, VllmModel):
+        raise BackendUnavailable("option log-likelihoods (the cloze diagnostic) need the transformers backend")
 
     from components.common.chat import IGNORE, collate, special_image_ids
 
@@ -108,3 +137,42 @@ def option_scores(model, processor, conversations: list[list[dict]], batch_size:
         for i, value in zip(positions, ((logp * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist(), strict=True):
             scores[i] = value
     return scores
+
+
+class VllmModel:
+    """A model served by vLLM in this process: bf16, tensor-parallel over `gpus`, greedy, at most `max_images`
+    images per prompt (MARVL shows two)."""
+
+    def __init__(self, model_dir: Path, gpus: int, max_images: int = 2):
+        from vllm import LLM
+
+        self.llm = LLM(model=str(model_dir), tensor_parallel_size=gpus, dtype="bfloat16", seed=0,
+                       limit_mm_per_prompt={"image": max_images})
+
+    @staticmethod
+    def request(processor, conversation: list[dict]) -> dict:
+        """The prompt as the model's chat template renders it (an image placeholder where each image goes) and
+        the images, in order."""
+        prompt = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        images = [c["image"] for m in conversation if isinstance(m["content"], list) for c in m["content"]
+                  if c.get("type") == "image"]
+        return {"prompt": prompt, "multi_modal_data": {"image": images}} if images else {"prompt": prompt}
+
+    def generate(self, processor, conversations: list[list[dict]], max_new_tokens: int, batch_size: int,
+                 on_batch: Callable[[list[int], list[str]], None] | None = None, progress: str = "") -> list[str]:
+        """Greedy replies; handed to vLLM `batch_size` x 8 at a time, so that `on_batch` keeps what is done."""
+        from tqdm import tqdm
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        step = batch_size * 8
+        outputs: list[str] = []
+        for start in tqdm(range(0, len(conversations), step), desc=progress or "generate", unit="chunk",
+                          disable=not conversations):
+            chunk = conversations[start:start + step]
+            done = self.llm.generate([self.request(processor, c) for c in chunk], params, use_tqdm=False)
+            replies = [d.outputs[0].text.strip() for d in done]
+            outputs += replies
+            if on_batch is not None:
+                on_batch(list(range(start, start + len(chunk))), replies)
+        return outputs

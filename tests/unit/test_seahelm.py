@@ -401,3 +401,46 @@ def test_a_suites_images_are_what_training_must_not_contain(demo):
     shas, phashes = eval_image_hashes([demo.suite])
     # XM3600 96 + CVQA 80 + MARVL 48 x 2 + WorldCuisines 125 images, a few of them identical renderings
     assert 380 <= len(shas) <= 397 and len(phashes) == 397
+
+
+def test_the_inference_backend_is_chosen_and_refused_clearly(demo, monkeypatch):
+    """auto takes vLLM only where it is installed and there is a GPU (neither here): transformers; vllm asked for
+    where it cannot run, or an unknown backend, is refused with what to do."""
+    from components.evaluate import inference
+
+    model, _ = inference.load(demo.base_model, backend="auto")
+    assert not isinstance(model, inference.VllmModel) and not inference.vllm_available()
+    with pytest.raises(inference.BackendUnavailable, match="needs the vllm package and a GPU"):
+        inference.load(demo.base_model, backend="vllm")
+    with pytest.raises(inference.BackendUnavailable, match="unknown inference backend 'tgi'"):
+        inference.load(demo.base_model, backend="tgi")
+
+
+def test_vllm_requests_carry_the_chat_template_prompt_and_the_images(demo):
+    """What the vLLM backend hands to vLLM: the prompt rendered by the model's own chat template, with an image
+    placeholder per image, and the images in prompt order."""
+    from PIL import Image
+
+    from components.common.models import load_processor
+    from components.evaluate.inference import VllmModel
+    from components.evaluate.seahelm.tasks import conversation
+
+    processor = load_processor(demo.base_model)
+    pictures = [Image.new("RGB", (64, 64), c) for c in ("red", "blue")]
+    request = VllmModel.request(processor, conversation("marvl", "id", {"hypothesis": "Dua kucing"}, pictures))
+    assert request["multi_modal_data"]["image"] == pictures
+    assert request["prompt"].count(processor.tokenizer.boi_token) == 2 and "Hipotesis:\nDua kucing" in \
+        request["prompt"] and request["prompt"].rstrip().endswith("model")
+    assert "multi_modal_data" not in VllmModel.request(processor, conversation("translation-en-xx", "id",
+                                                                               {"text": "two"}, []))
+
+
+def test_xm3600_runs_in_any_of_its_languages_with_seahelms_english_prompt_where_it_has_none():
+    from components.evaluate.seahelm.tasks import EvalDataError, config, conversation
+
+    assert config("xm3600", "de") == config("xm3600", "en") and config("xm3600", "th")["answer_tag"] == "แคปชั่น:"
+    assert conversation("xm3600", "de", {}, []) == conversation("xm3600", "en", {}, [])
+    with pytest.raises(EvalDataError, match="SEA-HELM runs cvqa in .*not 'de'"):
+        config("cvqa", "de")
+    with pytest.raises(EvalDataError, match="not 'fil'"):   # SEA-HELM's code for Tagalog is tl
+        config("xm3600", "fil")

@@ -124,11 +124,13 @@ def _features(output) -> np.ndarray:
 
 class OpenClipJudge:
     """SEA-HELM's judge: open_clip `xlm-roberta-large-ViT-H-14` from a local `open_clip_pytorch_model.bin` (the GPU
-    image has open-clip-torch; nothing is downloaded at run time)."""
+    image has open-clip-torch). Its text tower tokenises with xlm-roberta-large's Hugging Face tokenizer, which
+    open_clip loads by name: `hf_cache` is a Hugging Face cache folder that holds it, so that nothing is downloaded
+    at run time (HF_HUB_OFFLINE=1 in the image)."""
 
     ARCH = "xlm-roberta-large-ViT-H-14"
 
-    def __init__(self, checkpoint: str, device: str | None = None, batch_size: int = 64):
+    def __init__(self, checkpoint: str, device: str | None = None, batch_size: int = 64, hf_cache: str = ""):
         import open_clip
         import torch
 
@@ -136,7 +138,8 @@ class OpenClipJudge:
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(self.ARCH, pretrained=checkpoint,
                                                                                device=self.device)
         self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(self.ARCH)
+        self.tokenizer = (open_clip.get_tokenizer(self.ARCH, cache_dir=hf_cache) if hf_cache
+                          else open_clip.get_tokenizer(self.ARCH))
         self.batch_size = batch_size
 
     def image_features(self, images: list[bytes]) -> np.ndarray:

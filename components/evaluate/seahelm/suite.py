@@ -68,11 +68,10 @@ class Suite(BaseModel):
         for task, spec in self.tasks.items():
             if task not in sh.prompts():
                 raise sh.EvalDataError(f"unknown SEA-HELM task {task!r}; known: {sorted(sh.prompts())}")
-            known = sh.prompts()[task]["languages"]
-            langs = spec.languages or (list(spec.data) if isinstance(spec.data, dict) else list(known))
+            langs = spec.languages or (list(spec.data) if isinstance(spec.data, dict)
+                                       else list(sh.prompts()[task]["languages"]))
             for lang in langs:
-                if lang not in known:
-                    raise sh.EvalDataError(f"SEA-HELM runs {task} in {sorted(known)}, not {lang!r}")
+                sh.config(task, lang)   # refused here when the task does not run in that language
                 data = spec.data.get(lang) if isinstance(spec.data, dict) else spec.data
                 if not data:
                     raise sh.EvalDataError(f"{task}: no data for {lang}")
@@ -87,13 +86,13 @@ class Suite(BaseModel):
             {self.judge_uri} if self.judge else set()))
 
     def limit(self, task: str, lang: str) -> int:
-        limit = sh.prompts()[task]["languages"][lang]["max_tokens"]
+        limit = sh.config(task, lang)["max_tokens"]
         return min(limit, self.max_new_tokens) if self.max_new_tokens else limit
 
     def prompt_key(self, task: str, lang: str) -> str:
         """What a reply depends on besides the model: SEA-HELM's configuration of the task and language, and the
         token limit. A reply stored under another key is never reused."""
-        blob = json.dumps([sh.prompts()[task]["languages"][lang], self.limit(task, lang)], sort_keys=True)
+        blob = json.dumps([sh.config(task, lang), self.limit(task, lang)], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def images(self):
@@ -183,7 +182,7 @@ def cloze_accuracy(model, processor, suite: Suite, task: str, lang: str, items: 
     task's labels: how a model ranks the options when it is not asked to write the answer."""
     from components.evaluate import inference
 
-    config = sh.prompts()[task]["languages"][lang]
+    config = sh.config(task, lang)
     labels = sorted({i.label for i in items})
     hits = 0
     for start in range(0, len(items), CHUNK):
@@ -238,14 +237,18 @@ def score_suite(model_uri: str, suite: Suite, replies: dict[tuple[str, str], dic
     return result
 
 
-def run_suite(model_uri: str, suite: Suite, store: ResponseStore, gpus: int = 1) -> SuiteResult:
-    """Run every task and language of `suite` on the model at `model_uri` (local or s3://)."""
+def run_suite(model_uri: str, suite: Suite, store: ResponseStore, gpus: int = 1, backend: str = "auto"
+              ) -> SuiteResult:
+    """Run every task and language of `suite` on the model at `model_uri` (local or s3://), with the inference
+    `backend` (auto, transformers or vllm: components/evaluate/inference.py)."""
     from components.evaluate import inference
 
     runs = suite.runs()
     for task, lang, data, image_root in runs:   # bad data fails here, before a large model is loaded
         sh.load_items(task, lang, data, image_root, images=False)
-    model, processor = inference.load(storage.localize(model_uri), gpus=gpus)
+    backend = "transformers" if suite.cloze_diagnostic else backend   # log-likelihoods need transformers
+    model, processor = inference.load(storage.localize(model_uri), gpus=gpus, backend=backend,
+                                      max_images=2 if "marvl" in suite.tasks else 1)
     loaded, replies, extra = {}, {}, {}
     for task, lang, data, image_root in runs:
         items = sh.load_items(task, lang, data, image_root)

@@ -26,6 +26,31 @@ def prompts() -> dict:
     return yaml.safe_load((Path(__file__).parent / "prompts.yaml").read_text(encoding="utf-8"))
 
 
+# XM3600's 36 languages (SEA-HELM calls the split `fil` tl). SEA-HELM prompts six of them in their own language;
+# the others are prompted with its English prompt and tag (the report says so).
+XM3600_LANGUAGES = ("ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "tl", "fr", "he", "hi", "hr", "hu",
+                    "id", "it", "ja", "ko", "mi", "nl", "no", "pl", "pt", "quz", "ro", "ru", "sv", "sw", "te", "th",
+                    "tr", "uk", "vi", "zh")
+
+
+def runs_in(task: str) -> list[str]:
+    """The languages `task` can run in here: SEA-HELM's, and for XM3600 any of its 36."""
+    return list(XM3600_LANGUAGES) if task == "xm3600" else list(prompts()[task]["languages"])
+
+
+def config(task: str, lang: str) -> dict:
+    """SEA-HELM's configuration of `task` in `lang` (preamble, template, answer tag, token limit); XM3600 in a
+    language SEA-HELM does not run takes its English one."""
+    if task not in prompts():
+        raise EvalDataError(f"unknown SEA-HELM task {task!r}; known: {sorted(prompts())}")
+    languages = prompts()[task]["languages"]
+    if lang in languages:
+        return languages[lang]
+    if task == "xm3600" and lang in XM3600_LANGUAGES:
+        return languages["en"]
+    raise EvalDataError(f"SEA-HELM runs {task} in {sorted(runs_in(task))}, not {lang!r}")
+
+
 @dataclass
 class Item:
     id: str
@@ -161,8 +186,7 @@ class CaptionItem:
 def xm3600(uri: str, lang: str, images: bool = True) -> list[CaptionItem]:
     """floschne/xm3600 rows of one language split (Parquet of that split; SEA-HELM's tl is the split `fil`):
     the image and its reference captions."""
-    if lang not in prompts()["xm3600"]["languages"]:
-        raise EvalDataError(f"SEA-HELM runs xm3600 in {sorted(prompts()['xm3600']['languages'])}, not {lang!r}")
+    config("xm3600", lang)
     items = []
     for row in records.iter_rows(uri, columns=["image_id", "captions"] + (["image"] if images else [])):
         refs = [c for c in (row["captions"] or []) if c and c.strip()]
@@ -234,16 +258,24 @@ def kind(task: str) -> str:
             "normalized_rougel_f1": "summary"}.get(metric, "translation")
 
 
+OPEN_CLIP_CHECKPOINT = "open_clip_pytorch_model.bin"
+
+
 def make_judge(path: str):
-    """The CLIP judge at `path`: an open_clip checkpoint file (SEA-HELM's xlm-roberta-large-ViT-H-14, GPU image)
-    or a transformers CLIPModel folder."""
+    """The CLIP judge at `path`: SEA-HELM's open_clip xlm-roberta-large-ViT-H-14 (GPU image) as a checkpoint file,
+    or a folder holding `open_clip_pytorch_model.bin` and `hf/`, a Hugging Face cache with its tokenizer; else a
+    transformers CLIPModel folder."""
     from components.evaluate.seahelm import refclip
 
     if not path:
         raise EvalDataError("xm3600 is scored with a CLIP judge: give its path (--judge)")
     if path.endswith((".bin", ".pt", ".safetensors")):
-        return refclip.OpenClipJudge(path)
-    return refclip.TransformersClipJudge(storage.localize(path))
+        return refclip.OpenClipJudge(str(storage.localize(path)))
+    local = storage.localize(path)
+    if (local / OPEN_CLIP_CHECKPOINT).exists():
+        cache = local / "hf"
+        return refclip.OpenClipJudge(str(local / OPEN_CLIP_CHECKPOINT), hf_cache=str(cache) if cache.exists() else "")
+    return refclip.TransformersClipJudge(local)
 
 
 def read_predictions(uri: str) -> dict[str, str]:
@@ -267,11 +299,7 @@ def read_predictions(uri: str) -> dict[str, str]:
 
 def score_predictions(task: str, lang: str, data: str, predictions: str, judge: str = "") -> dict:
     """SEA-HELM's metrics for responses produced elsewhere: {"task", "lang", "n", "metrics"}."""
-    if task not in prompts():
-        raise EvalDataError(f"unknown task {task!r}; scorable: {sorted(prompts())}")
-    config = prompts()[task]["languages"].get(lang)
-    if config is None:
-        raise EvalDataError(f"SEA-HELM runs {task} in {sorted(prompts()[task]['languages'])}, not {lang!r}")
+    config(task, lang)
     items = load_items(task, lang, data, images=task == "xm3600")
     responses = read_predictions(predictions)
     missing = [i.id for i in items if i.id not in responses]
@@ -308,19 +336,19 @@ def score_responses(task: str, lang: str, items: list, responses: dict[str, str]
     """SEA-HELM's metrics of one task and language from {item id: response}."""
     from components.evaluate.seahelm import text
 
-    config = prompts()[task]["languages"][lang]
+    settings = config(task, lang)
     how = kind(task)
     raw = [responses.get(i.id) for i in items]
     if how == "mcq":
         from components.evaluate.seahelm.mcq import extract_label, mcq_metrics
 
         labels = sorted({i.label for i in items})
-        preds = [extract_label(r, config["answer_tag"], labels) for r in raw]
+        preds = [extract_label(r, settings["answer_tag"], labels) for r in raw]
         metrics = mcq_metrics([i.label for i in items], preds)
         metrics.pop("n")
         return Scored(metrics, [{"id": i.id, "gold": i.label, "answer": p, "score": 100.0 * (p == i.label)}
                                 for i, p in zip(items, preds, strict=True)])
-    answers = [extract_answer(r, config["answer_tag"]) for r in raw]
+    answers = [extract_answer(r, settings["answer_tag"]) for r in raw]
     golds = [i.references if how == "caption" else i.label for i in items]
     if how == "caption":
         from components.evaluate.metrics import TooFewItems, cider
@@ -352,10 +380,8 @@ def conversation(task: str, lang: str, fields: dict, images: list) -> list[dict]
     """SEA-HELM's zero-shot prompt for one item: a single user turn whose text is the preamble (answer tag filled
     in), a blank line and the task template filled with the item's fields, stripped; then the images, in order
     (text before images, as SEA-HELM sends them). `images` are whatever the processor takes (PIL images)."""
-    config = prompts()[task]["languages"].get(lang)
-    if config is None:
-        raise EvalDataError(f"SEA-HELM runs {task} in {sorted(prompts()[task]['languages'])}, not {lang!r}")
-    text = (config["preamble"].format(answer_tag=config["answer_tag"]) + "\n\n"
-            + config["task_template"].format(**fields)).strip()
+    settings = config(task, lang)
+    text = (settings["preamble"].format(answer_tag=settings["answer_tag"]) + "\n\n"
+            + settings["task_template"].format(**fields)).strip()
     return [{"role": "user", "content": [{"type": "text", "text": text},
                                          *({"type": "image", "image": image} for image in images)]}]
