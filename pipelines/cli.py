@@ -354,8 +354,9 @@ def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained fol
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        result = run_suite(model, load_suite(str(suite)), ResponseStore(str(out / "responses")), gpus=gpus,
-                           backend=backend)
+        store = ResponseStore(str(out / "responses"))
+        store.claim(model)
+        result = run_suite(model, load_suite(str(suite)), store, gpus=gpus, backend=backend)
     except (EvalDataError, TooFewLabels, ValidationError, ModelFolderError, OSError, ValueError,
             BackendUnavailable) as err:
         typer.echo(f"error: {err}", err=True)

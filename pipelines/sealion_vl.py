@@ -35,13 +35,14 @@ def _setup(task, cache: bool = True, gpus: int = 0, memory: str = "8Gi"):
     return task
 
 
-def _validate(kind: str, input_uri, fingerprint, languages, settings, groups, eval_data=""):
+def _validate(kind: str, input_uri, fingerprint, languages, settings, groups, eval_data="", eval_fingerprint=""):
     """plan -> check each group of units in parallel -> merge (dedupe, dataset expectations, curated output)."""
     planned = _setup(plan_data(input_uri=input_uri, input_fingerprint=fingerprint, kind=kind, languages=languages,
                                settings=settings, groups=groups)).set_display_name(f"plan-{kind}")
     with dsl.ParallelFor(planned.output, parallelism=VALIDATION_PARALLELISM) as group:
         checked = _setup(check_data(group=group)).set_display_name(f"check-{kind}")
-    return _setup(merge_data(input_uri=input_uri, eval_data=eval_data, work=dsl.Collected(checked.outputs["work"]))
+    return _setup(merge_data(input_uri=input_uri, eval_data=eval_data, eval_fingerprint=eval_fingerprint,
+                             work=dsl.Collected(checked.outputs["work"]))
                   ).set_display_name(f"merge-{kind}")
 
 
@@ -52,9 +53,7 @@ def sealion_vl(
     sft_conversations: str = "s3://sealion-vl/data/mammoth-vl/sft.jsonl",
     eval_suite: str = "s3://sealion-vl/eval/seahelm/suite.yaml",
     base_model: str = "s3://sealion-vl/models/gemma-sea-lion-v4-27b-it",
-    reference_models: dict = {  # noqa: B006
-        "gemma-3-27b-it": "s3://sealion-vl/models/gemma-3-27b-it",
-        "gemma-sea-lion-v4-27b-it": "s3://sealion-vl/models/gemma-sea-lion-v4-27b-it"},
+    reference_models: dict = {"gemma-3-27b-it": "s3://sealion-vl/models/gemma-3-27b-it"},  # noqa: B006
     registered_model_name: str = "gemma-sea-lion-v4-vl",
     languages: str = ",".join(LANGUAGES),
     caption_validation: dict = {},  # noqa: B006 (KFP reads the default; it is never mutated)
@@ -85,10 +84,11 @@ def sealion_vl(
             of them, or a folder of WebDataset .tar shards (img2dataset); local or s3://.
         sft_conversations: SFT conversations (messages format or MAmmoTH-VL `conversations`), JSONL or Parquet.
         eval_suite: the SEA-HELM evaluation suite, a YAML file naming each task's data in its public schema
-            (components/evaluate/seahelm/suite.py); its images are also kept out of the training data.
+            (components/evaluate/seahelm/suite.py); its images are also kept out of the CPT captions.
         base_model: the starting model, a save_pretrained folder (Gemma-SEA-LION-v4-IT in production).
         reference_models: {name: URI} of models every candidate is evaluated beside (save_pretrained folders);
-            each is scored once per suite and model content, then reused from KFP's cache.
+            each is scored once per suite and model content, then reused from KFP's cache. The release's other
+            reference, Gemma-SEA-LION-v4-27B-IT, is the base model (role `base`), so it is not listed twice.
         registered_model_name: MLflow Model Registry name; the gate moves its `champion` alias.
         languages: comma-separated ISO 639-1 codes that training captions and conversations may be in.
         caption_validation: settings of caption curation, e.g. {"min_sea_score": 0.3, "max_caption_chars": 1000}
@@ -130,7 +130,7 @@ def sealion_vl(
                                pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), cache=False)
         fp = snap.outputs
         data = _validate("captions", caption_manifest, fp["caption_fingerprint"], languages, caption_validation,
-                         validation_groups, eval_suite)
+                         validation_groups, eval_suite, fp["eval_fingerprint"])
         chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
                           validation_groups)
         # the training step's own pod holds the GPUs on one node, none when it launches a multi-node job

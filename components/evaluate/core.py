@@ -65,19 +65,21 @@ class ModelScores:
     table: dict[str, float] = field(default_factory=dict)
     items: dict[str, list[dict]] = field(default_factory=dict)
     capped_tokens: int | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "scores": self.table, "items": self.items,
-                           "capped_tokens": self.capped_tokens}, ensure_ascii=False)
+                           "capped_tokens": self.capped_tokens, "skipped": self.skipped}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> ModelScores:
         doc = json.loads(text)
-        return cls(doc["model"], doc["scores"], doc.get("items", {}), doc.get("capped_tokens"))
+        return cls(doc["model"], doc["scores"], doc.get("items", {}), doc.get("capped_tokens"),
+                   doc.get("skipped", {}))
 
     @classmethod
     def from_result(cls, result: SuiteResult) -> ModelScores:
-        return cls(result.model, flat_table(result), result.items, result.capped_tokens)
+        return cls(result.model, flat_table(result), result.items, result.capped_tokens, result.skipped)
 
     def logged(self, role: str, suite_uri: str, model_uri: str = "", **params) -> Logged:
         """The role, the model and the suite as params; the table as `eval/<role>/...` pipeline metrics."""
@@ -138,8 +140,13 @@ def differences(by_role: dict[str, ModelScores], against: str = "candidate") -> 
 def notes(by_role: dict[str, ModelScores]) -> list[str]:
     """Where these figures depart from SEA-HELM's: what a reader must know before comparing with published ones."""
     ran = {key.split("/")[0] for s in by_role.values() for key in s.items}
+    out = ["replies are greedy; SEA-HELM samples, seeded, with each model's own generation config (Gemma-3: top-k "
+           "64, top-p 0.95), so even a matching task and metric differ from published figures by sampling noise"]
     substituted = {sh.prompts()[task]["metric"] for task in ran} & set(sh.SUBSTITUTES)
-    out = [f"{metric} → {sh.SUBSTITUTES[metric][0]}: {sh.SUBSTITUTES[metric][1]}" for metric in sorted(substituted)]
+    out += [f"{metric} → {sh.SUBSTITUTES[metric][0]}: {sh.SUBSTITUTES[metric][1]}" for metric in sorted(substituted)]
+    if "abssum" in ran:
+        out.append("abssum: ROUGE-L over this project's tokenisation (th and zh word-segmented, any script kept); "
+                   "SEA-HELM's fork tokenises with pyonmttok and Burmese syllables")
     missing = sorted(set(sh.ALL_SEAHELM_TEXT_TASKS) - ran)
     if missing:
         out.append("not run: " + ", ".join(missing) + " — aggregates are a SEA-HELM subset; compare with published "
@@ -149,6 +156,9 @@ def notes(by_role: dict[str, ModelScores]) -> list[str]:
     if english:
         out.append(f"xm3600 in {', '.join(english)}: SEA-HELM does not run these languages; prompted with its "
                    "English prompt and tag")
+    skipped = sorted({f"{key} ({why})" for s in by_role.values() for key, why in s.skipped.items()})
+    if skipped:
+        out.append("not scored: " + "; ".join(skipped))
     capped = sorted({s.capped_tokens for s in by_role.values() if s.capped_tokens})
     if capped:
         out.append(f"generation capped at {capped[0]} new tokens (below SEA-HELM's limits): a smoke run, not "

@@ -69,12 +69,15 @@ def merge_data(
     quarantine: Output[Dataset],
     report: Output[HTML],
     metrics: Output[Metrics],
+    eval_fingerprint: str = "",
 ) -> NamedTuple("Outputs", data_fingerprint=str, mlflow_run_id=str):
     """Deduplicate across groups, run the dataset expectations (great-expectations), write the curated dataset.
 
     Args:
         input_uri: the input that was validated (recorded as a parameter).
         eval_data: the evaluation suite (or item files) whose images must not be trained on ('' = none).
+        eval_fingerprint: content fingerprint of eval_data (snapshot): part of KFP's cache key, so that a suite
+            changed in place is checked again.
         work: every check_data task's output.
         curated: the curated rows, a folder of Parquet files (schema in components/validate_data/schema.py).
         quarantine: every row set aside, with its reason and detail (Parquet).

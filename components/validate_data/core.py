@@ -447,10 +447,12 @@ def eval_image_hashes(uris: list[str]) -> tuple[set, list]:
     shas, phashes = set(), []
 
     def add(data: bytes) -> None:
-        shas.add(hashlib.sha256(data).hexdigest())
-        phashes.append(int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16))
+        sha = hashlib.sha256(data).hexdigest()
+        if sha not in shas:   # an image shown by several tasks or languages is compared once
+            shas.add(sha)
+            phashes.append(int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16))
 
-    suites = [u for u in uris if u.endswith((".yaml", ".yml"))]
+    suites = [u for u in uris if u.endswith((".yaml", ".yml")) or storage.exists(storage.join(u, "suite.yaml"))]
     if suites:
         from components.evaluate.seahelm.suite import load_suite
 

@@ -22,7 +22,7 @@ def small_suite(demo, tmp_path, **extra) -> str:
     doc["tasks"]["xm3600"]["data"] = {k: v for k, v in doc["tasks"]["xm3600"]["data"].items() if k in ("en", "th")}
     doc["tasks"]["cvqa"]["languages"] = ["id"]
     doc["tasks"]["translation-en-xx"]["data"] = {"th": doc["tasks"]["translation-en-xx"]["data"]["th"]}
-    doc.update(max_items=4, max_new_tokens=8, batch_size=2, **extra)
+    doc.update({"max_items": 4, "max_new_tokens": 8, "batch_size": 2, **extra})
     path = tmp_path / "suite.yaml"
     # relative paths are read from the suite's folder: point them at the demo's
     path.write_text(yaml.safe_dump({**doc, "judge": f"{demo.eval_dir}/{doc['judge']}",
@@ -165,3 +165,44 @@ def test_comparison_intervals_and_the_html_report(tmp_path):
     assert parser.tables["examples"][1][:4] == ["candidate", "cvqa/id", "q0", "Jawaban: A"]
     assert "| total |  | 100.00 | 0.00 | 0.00 |" in paths["markdown"].read_text()
     assert json.loads(paths["scores"].read_text())["scores"]["candidate"]["seahelm/total"] == 100.0
+
+
+def test_a_reply_is_reused_only_for_the_same_item_content(tmp_path):
+    """The store keeps each reply with a digest of what the item showed the model: a corrected item under the
+    same id (or WorldCuisines' reshuffle of its options) is asked again."""
+    from components.evaluate.seahelm.suite import ResponseStore, item_digest
+    from components.evaluate.seahelm.tasks import Item
+
+    old, fixed = Item("q1", "A", {"question": "Apa?", "option_a": "x"}), Item("q1", "A", {"question": "Apa?",
+                                                                                           "option_a": "y"})
+    assert item_digest(old) != item_digest(fixed) and item_digest(old) == item_digest(Item("q1", "B", old.fields))
+    store = ResponseStore(str(tmp_path))
+    store.add("cvqa", "id", "k", {"q1": ("Jawaban: A", item_digest(old))})
+    assert store.load("cvqa", "id", "k") == {"q1": ("Jawaban: A", item_digest(old))}
+    assert store.load("cvqa", "id", "other-prompt") == {}
+    store.claim("model-a")
+    store.claim("model-a")
+    from components.evaluate.seahelm.tasks import EvalDataError
+
+    with pytest.raises(EvalDataError, match="holds the replies of model-a, not model-b"):
+        store.claim("model-b")
+
+
+def test_a_set_with_one_gold_label_is_skipped_and_said_not_fatal(demo, tmp_path):
+    """A smoke run of 1 item per language leaves CVQA with one distinct gold label: SEA-HELM's normalisation is
+    undefined there, so that set is recorded as not scored and the rest of the suite goes on."""
+    result = evaluate_model(demo.base_model, small_suite(demo, tmp_path, max_items=1), "")
+    assert "cvqa/id" not in result.items and "distinct" in result.skipped["cvqa/id"]
+    assert "xm3600/en" in result.items
+    scores = compare({"base": result, "candidate": result})
+    assert any(n.startswith("not scored: cvqa/id") for n in scores.notes)
+
+
+def test_duplicate_item_ids_are_refused(tmp_path):
+    from components.evaluate.seahelm.tasks import EvalDataError, load_items
+
+    path = tmp_path / "sentiment.jsonl"
+    path.write_text("".join(json.dumps({"id": "s1", "label": lab, "prompts": [{"text": "t"}]}) + "\n"
+                            for lab in ("Positif", "Negatif")))
+    with pytest.raises(EvalDataError, match="appear more than once, e.g. \\['s1'\\]"):
+        load_items("sentiment", "id", str(path))

@@ -400,7 +400,7 @@ def test_a_suites_images_are_what_training_must_not_contain(demo):
 
     shas, phashes = eval_image_hashes([demo.suite])
     # XM3600 96 + CVQA 80 + MARVL 48 x 2 + WorldCuisines 125 images, a few of them identical renderings
-    assert 380 <= len(shas) <= 397 and len(phashes) == 397
+    assert 380 <= len(shas) <= 397 and len(phashes) == len(shas)   # each distinct image compared once
 
 
 def test_the_inference_backend_is_chosen_and_refused_clearly(demo, monkeypatch):

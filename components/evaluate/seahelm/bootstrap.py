@@ -2,8 +2,7 @@
 
 Items are resampled with replacement (the same draw for both models, since they answered the same items), the
 difference of the mean per-item scores is taken for each resample, and the percentile interval is returned.
-The gate reads the bounds, not the point estimate: a difference is a gain only when its lower bound is above
-the threshold.
+The report shows the bounds beside each difference.
 """
 from __future__ import annotations
 

@@ -115,9 +115,21 @@ def load_suite(uri: str) -> Suite:
     return Suite(**{**doc, "base": storage.parent(uri)})
 
 
+def item_digest(item) -> str:
+    """A hash of what an item shows the model (its template fields and image bytes): a stored reply is reused
+    only for the same item content, so a corrected dataset, or WorldCuisines' reshuffle after a row is added,
+    never meets an old reply under the same id."""
+    h = hashlib.sha256(json.dumps(getattr(item, "fields", {}), sort_keys=True, ensure_ascii=False).encode())
+    for data in ([item.image] if isinstance(item, sh.CaptionItem) else item.images):
+        h.update(hashlib.sha256(data or b"").digest())
+    return h.hexdigest()[:16]
+
+
 class ResponseStore:
-    """A model's replies: `<root>/<task>/<lang>/part-*.jsonl`, lines {"id", "response", "prompt": key}. One small
-    file per batch (S3 has no append), so a run killed at any point keeps every batch it finished."""
+    """A model's replies: `<root>/<task>/<lang>/part-*.jsonl`, lines {"id", "response", "prompt": key, "item":
+    digest}. One small file per batch (S3 has no append), so a run killed at any point keeps every batch it
+    finished. A reply counts only under the same prompt key (SEA-HELM's configuration and the token limit) and
+    the same item digest."""
 
     def __init__(self, root: str):
         self.root = str(root)
@@ -125,7 +137,8 @@ class ResponseStore:
     def folder(self, task: str, lang: str) -> str:
         return storage.join(self.root, task, lang)
 
-    def load(self, task: str, lang: str, prompt_key: str) -> dict[str, str]:
+    def load(self, task: str, lang: str, prompt_key: str) -> dict[str, tuple[str, str]]:
+        """{item id: (reply, item digest)} stored under `prompt_key`."""
         fs, path = storage.filesystem(self.folder(task, lang))
         if not fs.exists(path):
             return {}
@@ -136,15 +149,27 @@ class ResponseStore:
                     for line in f:
                         row = json.loads(line) if line.strip() else None
                         if row and row.get("prompt") == prompt_key:
-                            out[str(row["id"])] = row["response"]
+                            out[str(row["id"])] = (row["response"], row.get("item", ""))
         return out
 
-    def add(self, task: str, lang: str, prompt_key: str, replies: dict[str, str]) -> None:
+    def add(self, task: str, lang: str, prompt_key: str, replies: dict[str, tuple[str, str]]) -> None:
+        """Keep {item id: (reply, item digest)}."""
         if replies:
-            lines = "".join(json.dumps({"id": k, "response": v, "prompt": prompt_key}, ensure_ascii=False) + "\n"
-                            for k, v in replies.items())
+            lines = "".join(json.dumps({"id": k, "response": r, "prompt": prompt_key, "item": d},
+                                       ensure_ascii=False) + "\n" for k, (r, d) in replies.items())
             storage.write_bytes(storage.join(self.folder(task, lang), f"part-{uuid.uuid4().hex}.jsonl"),
                                 lines.encode())
+
+    def claim(self, model: str) -> None:
+        """Refuse a folder that holds another model's replies (`seavl evaluate --out` reused for a new model)."""
+        marker = storage.join(self.root, "MODEL")
+        if storage.exists(marker):
+            owner = storage.read_text(marker).strip()
+            if owner != model:
+                raise sh.EvalDataError(f"{self.root} holds the replies of {owner}, not {model}: choose another "
+                                       "output folder")
+        else:
+            storage.write_bytes(marker, model.encode())
 
 
 def _pictures(item) -> list:
@@ -160,7 +185,9 @@ def answer_all(model, processor, suite: Suite, task: str, lang: str, items: list
     from components.evaluate import inference
 
     key = suite.prompt_key(task, lang)
-    replies = store.load(task, lang, key)
+    digests = {i.id: item_digest(i) for i in items}
+    stored = store.load(task, lang, key)
+    replies = {i: r for i, (r, d) in stored.items() if digests.get(i) == d}
     todo = [i for i in items if i.id not in replies]
     if len(todo) < len(items):
         log.info("%s/%s: %d of %d replies from %s", task, lang, len(items) - len(todo), len(items), store.root)
@@ -169,7 +196,8 @@ def answer_all(model, processor, suite: Suite, task: str, lang: str, items: list
         conversations = [sh.conversation(task, lang, getattr(i, "fields", {}), _pictures(i)) for i in chunk]
 
         def keep(positions: list[int], out: list[str], chunk=chunk) -> None:
-            store.add(task, lang, key, {chunk[p].id: r for p, r in zip(positions, out, strict=True)})
+            store.add(task, lang, key, {chunk[p].id: (r, digests[chunk[p].id])
+                                        for p, r in zip(positions, out, strict=True)})
 
         out = inference.generate(model, processor, conversations, suite.limit(task, lang), suite.batch_size,
                                  on_batch=keep, progress=f"{task}/{lang} {start + len(chunk)}/{len(todo)}")
@@ -208,39 +236,62 @@ class SuiteResult:
     items: dict[str, list[dict]] = field(default_factory=dict)  # "task/lang" -> per-item records
     aggregate: dict = field(default_factory=dict)
     capped_tokens: int | None = None
+    skipped: dict[str, str] = field(default_factory=dict)      # "task/lang" -> why it has no score
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "capped_tokens": self.capped_tokens, "tasks": self.tasks,
-                           "aggregate": self.aggregate, "items": self.items}, ensure_ascii=False)
+                           "aggregate": self.aggregate, "items": self.items, "skipped": self.skipped},
+                          ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> SuiteResult:
         doc = json.loads(text)
-        return cls(doc["model"], doc["tasks"], doc.get("items", {}), doc["aggregate"], doc.get("capped_tokens"))
+        return cls(doc["model"], doc["tasks"], doc.get("items", {}), doc["aggregate"], doc.get("capped_tokens"),
+                   doc.get("skipped", {}))
+
+    def add(self, suite: Suite, task: str, lang: str, items: list, replies: dict[str, str],
+            extra: dict | None = None) -> None:
+        """Score one task and language. A set that SEA-HELM's normalisation cannot score (fewer than two distinct
+        gold labels, e.g. a small `max_items`) is recorded as skipped, with why, instead of failing the run."""
+        from components.evaluate.seahelm.mcq import TooFewLabels
+
+        key = f"{task}/{lang}"
+        try:
+            scored = sh.score_responses(task, lang, items, replies, suite.judge_uri)
+        except TooFewLabels as err:
+            log.warning("%s not scored: %s", key, err)
+            self.skipped[key] = str(err)
+            return
+        self.tasks[key] = {"n": len(items), "metric": sh.headline(task), **scored.metrics, **(extra or {})}
+        examples = {i.id: replies.get(i.id) for i in items[:suite.examples]}
+        self.items[key] = [{**r, "response": examples[r["id"]]} if r["id"] in examples else r for r in scored.items]
+
+    def finish(self) -> SuiteResult:
+        """SEA-HELM's aggregates over the tasks and languages it runs (XM3600 in a language SEA-HELM does not run
+        is reported on its own, outside them, so that the aggregates stay comparable)."""
+        from components.evaluate.seahelm.aggregate import aggregate
+
+        headline = {(task, lang): v[v["metric"]] for task, lang, v in
+                    ((*k.split("/"), v) for k, v in self.tasks.items())
+                    if lang in sh.prompts()[task]["languages"]}
+        self.aggregate = aggregate(headline, sh.prompts())
+        return self
 
 
 def score_suite(model_uri: str, suite: Suite, replies: dict[tuple[str, str], dict[str, str]],
-                loaded: dict[tuple[str, str], list], extra: dict[tuple[str, str], dict] | None = None) -> SuiteResult:
-    """Score stored replies (pure: no model needed); `extra` metrics (diagnostics) join each task's."""
-    from components.evaluate.seahelm.aggregate import aggregate
-
+                loaded: dict[tuple[str, str], list]) -> SuiteResult:
+    """Score stored replies (pure: no model needed)."""
     result = SuiteResult(model=model_uri, capped_tokens=suite.max_new_tokens or None)
     for (task, lang), items in loaded.items():
-        scored = sh.score_responses(task, lang, items, replies[(task, lang)], suite.judge_uri)
-        result.tasks[f"{task}/{lang}"] = {"n": len(items), "metric": sh.headline(task), **scored.metrics,
-                                          **(extra or {}).get((task, lang), {})}
-        examples = {i.id: replies[(task, lang)].get(i.id) for i in items[:suite.examples]}
-        result.items[f"{task}/{lang}"] = [{**r, "response": examples[r["id"]]} if r["id"] in examples else r
-                                          for r in scored.items]
-    headline = {tuple(k.split("/")): v[v["metric"]] for k, v in result.tasks.items()}
-    result.aggregate = aggregate(headline, sh.prompts())
-    return result
+        result.add(suite, task, lang, items, replies[(task, lang)])
+    return result.finish()
 
 
 def run_suite(model_uri: str, suite: Suite, store: ResponseStore, gpus: int = 1, backend: str = "auto"
               ) -> SuiteResult:
     """Run every task and language of `suite` on the model at `model_uri` (local or s3://), with the inference
-    `backend` (auto, transformers or vllm: components/evaluate/inference.py)."""
+    `backend` (auto, transformers or vllm: components/evaluate/inference.py). Each task and language is scored as
+    soon as it is answered, so its images are held only while it runs."""
     from components.evaluate import inference
 
     runs = suite.runs()
@@ -249,16 +300,13 @@ def run_suite(model_uri: str, suite: Suite, store: ResponseStore, gpus: int = 1,
     backend = "transformers" if suite.cloze_diagnostic else backend   # log-likelihoods need transformers
     model, processor = inference.load(storage.localize(model_uri), gpus=gpus, backend=backend,
                                       max_images=2 if "marvl" in suite.tasks else 1)
-    loaded, replies, extra = {}, {}, {}
+    result = SuiteResult(model=model_uri, capped_tokens=suite.max_new_tokens or None)
     for task, lang, data, image_root in runs:
         items = sh.load_items(task, lang, data, image_root)
         items = items[:suite.max_items] if suite.max_items else items
-        replies[(task, lang)] = answer_all(model, processor, suite, task, lang, items, store)
-        if suite.cloze_diagnostic and sh.kind(task) == "mcq" and task in sh.MCQ_TASKS:
-            extra[(task, lang)] = {"cloze_accuracy": cloze_accuracy(model, processor, suite, task, lang, items)}
-        for item in items:   # only the CLIP judge needs images after this (XM3600's, kept)
-            if isinstance(item, sh.Item):
-                item.images = []
-        loaded[(task, lang)] = items
+        replies = answer_all(model, processor, suite, task, lang, items, store)
+        extra = ({"cloze_accuracy": cloze_accuracy(model, processor, suite, task, lang, items)}
+                 if suite.cloze_diagnostic and task in sh.MCQ_TASKS else None)
+        result.add(suite, task, lang, items, replies, extra)
     del model
-    return score_suite(model_uri, suite, replies, loaded, extra)
+    return result.finish()

@@ -86,6 +86,8 @@ def cvqa(uri: str, lang: str, images: bool = True) -> list[Item]:
             raise EvalDataError(f"CVQA item {row['ID']} has {len(options)} options; SEA-HELM's template takes 4")
         fields = {"question": row["Question"], **{f"option_{k}": o for k, o in zip("abcd", options, strict=True)}}
         image = (row.get("image") or {}).get("bytes") if images else None
+        if images and not image:
+            raise EvalDataError(f"CVQA item {row['ID']} has no image bytes")
         items.append(Item(str(row["ID"]), "ABCD"[int(label)], fields, [image] if image else []))
     if hidden:
         raise EvalDataError(f"{len(hidden)} CVQA item(s) for {lang} have no answer (Label {-1}, e.g. {hidden[:3]}): "
@@ -118,6 +120,8 @@ def marvl(uri: str, lang: str, images: bool = True) -> list[Item]:
             raise EvalDataError(f"MARVL item {row['id']} has no label")
         hypothesis = convert(row["hypothesis"]) if convert else row["hypothesis"]
         pictures = [(row.get(k) or {}).get("bytes") for k in ("left_img", "right_img")] if images else []
+        if images and not all(pictures):
+            raise EvalDataError(f"MARVL item {row['id']} lacks one of its two images")
         items.append(Item(str(row["id"]), MARVL_LABELS[lang][bool(row["label"])], {"hypothesis": hypothesis},
                           [p for p in pictures if p]))
     if not items:
@@ -233,16 +237,23 @@ def seahelm_text(uri: str, lang: str, images: bool = False) -> list[Item]:
 
 
 def load_items(task: str, lang: str, data: str, image_root: str = "", images: bool = True) -> list:
-    """The items of one task and language from the dataset at `data`, in the dataset's own schema."""
+    """The items of one task and language from the dataset at `data`, in the dataset's own schema; ids must be
+    unique (replies are kept and scored by id)."""
     if task == "xm3600":
-        return xm3600(data, lang, images=images)
-    if task.startswith("world_cuisine"):
-        return MCQ_TASKS[task](data, lang, images=images, image_root=image_root)
-    if task in MCQ_TASKS:
-        return MCQ_TASKS[task](data, lang, images=images)
-    if task in TEXT_TASKS:
-        return seahelm_text(data, lang)
-    raise EvalDataError(f"unknown task {task!r}; known: {sorted([*MCQ_TASKS, 'xm3600', *TEXT_TASKS])}")
+        items = xm3600(data, lang, images=images)
+    elif task.startswith("world_cuisine"):
+        items = MCQ_TASKS[task](data, lang, images=images, image_root=image_root)
+    elif task in MCQ_TASKS:
+        items = MCQ_TASKS[task](data, lang, images=images)
+    elif task in TEXT_TASKS:
+        items = seahelm_text(data, lang)
+    else:
+        raise EvalDataError(f"unknown task {task!r}; known: {sorted([*MCQ_TASKS, 'xm3600', *TEXT_TASKS])}")
+    seen: set[str] = set()
+    twice = sorted({i.id for i in items if i.id in seen or seen.add(i.id)})
+    if twice:
+        raise EvalDataError(f"{data}: {len(twice)} {task}/{lang} item id(s) appear more than once, e.g. {twice[:3]}")
+    return items
 
 
 def headline(task: str) -> str:
@@ -261,6 +272,7 @@ def kind(task: str) -> str:
 OPEN_CLIP_CHECKPOINT = "open_clip_pytorch_model.bin"
 
 
+@lru_cache(maxsize=1)
 def make_judge(path: str):
     """The CLIP judge at `path`: SEA-HELM's open_clip xlm-roberta-large-ViT-H-14 (GPU image) as a checkpoint file,
     or a folder holding `open_clip_pytorch_model.bin` and `hf/`, a Hugging Face cache with its tokenizer; else a
@@ -270,7 +282,9 @@ def make_judge(path: str):
     if not path:
         raise EvalDataError("xm3600 is scored with a CLIP judge: give its path (--judge)")
     if path.endswith((".bin", ".pt", ".safetensors")):
-        return refclip.OpenClipJudge(str(storage.localize(path)))
+        checkpoint = storage.localize(path)
+        cache = checkpoint.parent / "hf"   # a Hugging Face cache with its tokenizer, beside it
+        return refclip.OpenClipJudge(str(checkpoint), hf_cache=str(cache) if cache.exists() else "")
     local = storage.localize(path)
     if (local / OPEN_CLIP_CHECKPOINT).exists():
         cache = local / "hf"

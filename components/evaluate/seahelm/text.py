@@ -1,8 +1,9 @@
 """SEA-HELM's text-task metrics (src/metrics/*.py @6844e6c), each on 0-100.
 
-- QA: SQuAD token F1 and exact match, the best over an item's references, after lower-casing, removing ASCII
-  punctuation and collapsing whitespace; Thai is word-segmented first (pythainlp, newmm) and Chinese too
-  (jieba), as SEA-HELM does. `normalized_f1` = F1 (its chance level is 0).
+- QA: SQuAD token F1 and exact match, the best over an item's references (Thai and Chinese: the first only, as
+  SEA-HELM does), after lower-casing, removing ASCII punctuation and collapsing whitespace; Thai is
+  word-segmented first (pythainlp, newmm) and Chinese too (jieba), as SEA-HELM does. `normalized_f1` = F1
+  (its chance level is 0).
 - Translation: chrF++ (sacrebleu, character 6-grams + word 2-grams), SEA-HELM's fallback where MetricX-24 is
   not run.
 - Summarisation: ROUGE-L F1 (rouge-score's LCS; Thai and Chinese word-segmented first, any script kept).
@@ -49,7 +50,8 @@ def qa_metrics(predictions: list[str], references: list[list[str]], lang: str = 
     f1s, exact = [], []
     for pred, refs in zip(predictions, references, strict=True):
         pred = _segment(pred, lang)
-        refs = [_segment(r, lang) for r in refs]
+        # SEA-HELM scores Thai and Chinese against their first reference only (question_answering.py)
+        refs = [_segment(r, lang) for r in (refs[:1] if lang in ("th", "zh") else refs)]
         f1s.append(max(token_f1(pred, r) for r in refs))
         exact.append(max(float(_normalize(pred) == _normalize(r)) for r in refs))
     f1 = 100 * sum(f1s) / len(f1s)
