@@ -1,9 +1,9 @@
-"""The SEA-LION VL pipeline: snapshot -> validate -> CPT -> SFT -> evaluate (x4) -> compare -> gate -> register
--> (gate passed) promote, then record; an exit handler closes the MLflow pipeline run.
+"""The SEA-LION VL pipeline: snapshot -> validate -> CPT -> SFT -> evaluate (x4, + reference models) -> compare
+-> gate -> register -> (gate passed) promote, then record; an exit handler closes the MLflow pipeline run.
 
 Wiring and Kubernetes settings only; every step's logic lives in components/<step>/core.py. Every step except
-snapshot, register, promote, record_run and finish_run is cached by KFP: their inputs are content fingerprints
-(from snapshot) and upstream artifacts, never anything that only identifies the run.
+snapshot, reference_models, register, promote, record_run and finish_run is cached by KFP: their inputs are
+content fingerprints (from snapshot) and upstream artifacts, never anything that only identifies the run.
 """
 from kfp import dsl, kubernetes
 
@@ -174,4 +174,5 @@ def sealion_vl(
         with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
             _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
         tracked = [data, chats, cpt, sft, *evals.values(), side_by_side]
-        _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked]), cache=False)
+        _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked],
+                          reference_runs=dsl.Collected(refs.outputs["mlflow_run_id"])), cache=False)

@@ -5,16 +5,17 @@ from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def record_run(step_runs: list):
+def record_run(step_runs: list, reference_runs: list = []):  # noqa: B006 (KFP reads the default)
     """Complete the MLflow pipeline run with the steps KFP served from its cache: link each reused step run
     (tag seavl.reused.<step>) and copy its headline metrics. Never cached.
 
     Args:
         step_runs: the MLflow run ids the tracked steps returned (made in this run or, when cached, earlier).
+        reference_runs: the same for the reference models' evaluations (one per model, from a ParallelFor).
     """
     from components.common.tracking import record_pipeline_run
 
-    reused = record_pipeline_run([str(r) for r in step_runs])
+    reused = record_pipeline_run([str(r) for r in [*step_runs, *reference_runs]])
     print("reused from KFP's cache:", reused or "nothing")
 
 

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app, git_commit
 
-UNCACHED = {"snapshot", "register", "promote", "record-run", "finish-run"}
+UNCACHED = {"snapshot", "reference-models", "register", "promote", "record-run", "finish-run"}  # resolve or record
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,11 @@ def test_compile_writes_yaml_that_loads_back(compiled):
     for step in ("snapshot", "plan-data", "check-data", "merge-data", "train-cpt", "train-sft", "evaluate", "compare",
                  "gate", "register", "promote", "record-run", "finish-run"):
         assert f"comp-{step}" in spec["components"]
-    # validation fans out: a ParallelFor over the plan's groups, at most 16 check tasks at a time
+    # validation fans out: a ParallelFor over the plan's groups, at most 16 check tasks at a time; the reference
+    # models are evaluated in a third, two at a time
     loops = [t for t in spec["components"]["comp-exit-handler-1"]["dag"]["tasks"].values()
              if "parameterIterator" in t]
-    assert len(loops) == 2 and all(t["iteratorPolicy"]["parallelismLimit"] == 16 for t in loops)
+    assert sorted(t["iteratorPolicy"]["parallelismLimit"] for t in loops) == [2, 16, 16]
     params = spec["root"]["inputDefinitions"]["parameters"]
     # every parameter a user sees in the UI has a default; the commit is recorded at compile time
     assert all("defaultValue" in p for p in params.values())
