@@ -384,7 +384,9 @@ def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa
           predictions: str = typer.Option(..., "--predictions", help='JSONL of {"id": ..., "response": ...}, or a '
                                           "folder of such files (seavl evaluate's responses/<task>/<lang>)"),
           judge: str = typer.Option("", "--judge", help="xm3600: the CLIP judge (open_clip checkpoint or "
-                                    "transformers CLIPModel folder)")):
+                                    "transformers CLIPModel folder)"),
+          metricx: str = typer.Option("", "--metricx", help="translation: MetricX-24 checkpoint folder with its "
+                                      "mT5 tokenizer ('' = chrF++ only)")):
     """Score responses produced elsewhere the way SEA-HELM does; prints one JSON object.
 
     Exit status 0, or 2 when the data or the predictions cannot be scored (named in the message)."""
@@ -392,7 +394,7 @@ def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa
     from components.evaluate.seahelm.tasks import EvalDataError, dumps, score_predictions
 
     try:
-        result = score_predictions(task, lang, data, predictions, judge)
+        result = score_predictions(task, lang, data, predictions, judge, metricx)
     except (EvalDataError, TooFewLabels, OSError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

@@ -142,7 +142,8 @@ def notes(by_role: dict[str, ModelScores]) -> list[str]:
     ran = {key.split("/")[0] for s in by_role.values() for key in s.items}
     out = ["replies are greedy; SEA-HELM samples, seeded, with each model's own generation config (Gemma-3: top-k "
            "64, top-p 0.95), so even a matching task and metric differ from published figures by sampling noise"]
-    substituted = {sh.prompts()[task]["metric"] for task in ran} & set(sh.SUBSTITUTES)
+    substituted = {sh.prompts()[task]["metric"] for task in ran
+                   if sh.headline(task, _metrics_of(by_role, task)) != sh.prompts()[task]["metric"]}
     out += [f"{metric} → {sh.SUBSTITUTES[metric][0]}: {sh.SUBSTITUTES[metric][1]}" for metric in sorted(substituted)]
     if "abssum" in ran:
         out.append("abssum: ROUGE-L over this project's tokenisation (th and zh word-segmented, any script kept); "
@@ -174,8 +175,14 @@ def compare(by_role: dict[str, ModelScores]) -> Scores:
                 for role, s in present.items()}
     return Scores({role: s.table for role, s in present.items()}, examples,
                   differences=differences(present), notes=notes(present),
-                  headline={key.split("/")[0]: sh.headline(key.split("/")[0])
-                            for s in present.values() for key in s.items})
+                  headline={task: sh.headline(task, _metrics_of(present, task))
+                            for task in {key.split("/")[0] for s in present.values() for key in s.items}})
+
+
+def _metrics_of(by_role: dict[str, ModelScores], task: str) -> set[str]:
+    """The metric names any model's table holds for `task`."""
+    return {key.split("/")[2] for s in by_role.values() for key in s.table
+            if key.startswith(f"{task}/") and key.count("/") == 2}
 
 
 def overall_metrics(scores: Scores) -> dict[str, float]:

@@ -444,3 +444,71 @@ def test_xm3600_runs_in_any_of_its_languages_with_seahelms_english_prompt_where_
         config("cvqa", "de")
     with pytest.raises(EvalDataError, match="not 'fil'"):   # SEA-HELM's code for Tagalog is tl
         config("xm3600", "fil")
+
+
+@pytest.fixture(scope="module")
+def tiny_metricx(demo, tmp_path_factory):
+    """A tiny random mT5 checkpoint with an untied head of MetricX-24's vocabulary size (its score is the logit of
+    token 250089) and the demo's tokenizer: MetricX's interface, small enough for CI."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoProcessor, MT5Config, MT5Model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("metricx")
+    config = MT5Config(vocab_size=250112, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
+                       num_heads=2, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    model = MT5Model(config).eval()
+    model.save_pretrained(folder)
+    tokenizer = AutoProcessor.from_pretrained(demo.base_model).tokenizer
+    tokenizer.save_pretrained(folder)
+    # a head whose row 250089 points along the decoder's output, so that scores land inside (0, 25), not clamped
+    with torch.no_grad():
+        hidden = model(input_ids=tokenizer("source: a candidate: b reference: c", return_tensors="pt")["input_ids"],
+                       decoder_input_ids=torch.zeros((1, 1), dtype=torch.long)).last_hidden_state[0, 0]
+    weights = load_file(folder / "model.safetensors")
+    weights["lm_head.weight"] = torch.randn(250112, 16)
+    weights["lm_head.weight"][250089] = hidden * 12 / float(hidden @ hidden)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def test_metricx_scores_translations_as_seahelm_runs_it(tiny_metricx, tmp_path):
+    """With a MetricX checkpoint the translation headline is SEA-HELM's normalized_metricx_wmt24_scores, each
+    item 100 x max((25 - s) / 25, 0), s the clamped logit of <extra_id_10> after one decoder step from token 0
+    over "source: .. candidate: .. reference: .." without its last token; chrF++ stays beside it."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, MT5Model
+
+    from components.evaluate.seahelm.tasks import headline, score_predictions
+
+    data = tmp_path / "mt.jsonl"
+    rows = [("t1", "two red circles", "dua lingkaran merah", "dua lingkaran merah"),
+            ("t2", "one blue square", "satu persegi biru", "tiga segitiga kuning di kiri")]
+    data.write_text("".join(json.dumps({"id": i, "label": ref, "prompts": [{"text": src}]}) + "\n"
+                            for i, src, ref, _ in rows))
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps({"id": i, "response": f"Terjemahan: {hyp}"}) + "\n"
+                             for i, _, _, hyp in rows))
+    m = score_predictions("translation-en-xx", "id", str(data), str(preds), metricx=str(tiny_metricx))["metrics"]
+
+    tok = AutoTokenizer.from_pretrained(tiny_metricx)
+    model = MT5Model.from_pretrained(tiny_metricx).eval()
+    head = load_file(tiny_metricx / "model.safetensors")["lm_head.weight"]
+    # one padded batch, its last column dropped (the longer row's EOS; a shorter row keeps its own), as SEA-HELM
+    tokens = tok([f"source: {src} candidate: {hyp} reference: {ref}" for _, src, ref, hyp in rows],
+                 padding=True, return_tensors="pt")
+    ids, mask = tokens["input_ids"][:, :-1], tokens["attention_mask"][:, :-1]
+    with torch.no_grad():
+        hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        out = model.decoder(input_ids=torch.zeros((2, 1), dtype=torch.long), encoder_hidden_states=hidden,
+                            encoder_attention_mask=mask)
+        logits = out.last_hidden_state[:, 0] @ head.T            # the whole head, as MT5ForRegression does
+    raw = [float(v) for v in torch.clamp(logits[:, 250089], 0, 25)]
+    assert m["metricx_wmt24_scores"] == pytest.approx(sum(raw) / 2, abs=1e-4)
+    assert m["normalized_metricx_wmt24_scores"] == pytest.approx(
+        sum(100 * max((25 - s) / 25, 0) for s in raw) / 2, abs=1e-3)
+    assert 0 < m["normalized_metricx_wmt24_scores"] < 100 and "chrf_score" in m
+    assert headline("translation-en-xx", m) == "normalized_metricx_wmt24_scores"
+    assert headline("translation-en-xx", {"chrf_score": 1.0}) == "chrf_score"

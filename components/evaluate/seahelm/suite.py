@@ -46,6 +46,8 @@ class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tasks: dict[str, SuiteTask]
     judge: str = ""
+    metricx: str = Field("", description="MetricX-24 checkpoint folder (with its mT5 tokenizer) for translation; "
+                         "'' = chrF++ stands in")
     batch_size: int = Field(16, ge=1)
     max_items: int = Field(0, ge=0)
     max_new_tokens: int = Field(0, ge=0)
@@ -61,6 +63,10 @@ class Suite(BaseModel):
     @property
     def judge_uri(self) -> str:
         return self._path(self.judge)
+
+    @property
+    def metricx_uri(self) -> str:
+        return self._path(self.metricx)
 
     def runs(self) -> list[tuple[str, str, str, str]]:
         """(task, language, data URI, image root) of every run, checked against SEA-HELM's task list."""
@@ -82,8 +88,8 @@ class Suite(BaseModel):
 
     def uris(self) -> list[str]:
         """Every URI the suite reads (its datasets, image roots and judge): what its fingerprint covers."""
-        return sorted({u for _, _, data, root in self.runs() for u in (data, root) if u} | (
-            {self.judge_uri} if self.judge else set()))
+        return sorted({u for _, _, data, root in self.runs() for u in (data, root) if u}
+                      | {u for u in (self.judge_uri, self.metricx_uri) if u})
 
     def limit(self, task: str, lang: str) -> int:
         limit = sh.config(task, lang)["max_tokens"]
@@ -257,12 +263,13 @@ class SuiteResult:
 
         key = f"{task}/{lang}"
         try:
-            scored = sh.score_responses(task, lang, items, replies, suite.judge_uri)
+            scored = sh.score_responses(task, lang, items, replies, suite.judge_uri, suite.metricx_uri)
         except TooFewLabels as err:
             log.warning("%s not scored: %s", key, err)
             self.skipped[key] = str(err)
             return
-        self.tasks[key] = {"n": len(items), "metric": sh.headline(task), **scored.metrics, **(extra or {})}
+        self.tasks[key] = {"n": len(items), "metric": sh.headline(task, scored.metrics), **scored.metrics,
+                           **(extra or {})}
         examples = {i.id: replies.get(i.id) for i in items[:suite.examples]}
         self.items[key] = [{**r, "response": examples[r["id"]]} if r["id"] in examples else r for r in scored.items]
 

@@ -151,6 +151,7 @@ def world_cuisines(task: str):
         # SEA-HELM moves the correct option to a balanced, seeded position, prompt type by prompt type
         rng = np.random.default_rng(seed=WORLD_CUISINES_SEED)
         items = []
+        pictures: dict[str, bytes] = {}   # a dish's image serves several questions: read it once
         for prompt_type in WORLD_CUISINES_PROMPT_TYPES[task]:
             subset = [r for r in rows if r["prompt_type"] == prompt_type]
             if len(subset) % 5:
@@ -167,7 +168,9 @@ def world_cuisines(task: str):
                                                                                            strict=True)}}
                 where = storage.join(image_root, row["image_path"]) if image_root \
                     else records.resolve(uri, row["image_path"])
-                picture = records.read_image_bytes(where) if images else None
+                if images and where not in pictures:
+                    pictures[where] = records.read_image_bytes(where)
+                picture = pictures.get(where)
                 items.append(Item(str(row["qa_id"]), "ABCDE"[int(target)], fields, [picture] if picture else []))
         if not items:
             raise EvalDataError(f"{uri} holds no WorldCuisines {task} items in {WORLD_CUISINES_LANGS[lang]}")
@@ -216,8 +219,8 @@ NOT_RUN = ("metaphor", "if-eval", "mt-bench-judge", "kalahi-mc", "kalahi-judge",
            "mp-r", "pragmatic-single", "pragmatic-pair", "syntax-criteria")
 ALL_SEAHELM_TEXT_TASKS = TEXT_TASKS + NOT_RUN
 # Where this project scores with another metric than SEA-HELM's (and why), the report says so.
-SUBSTITUTES = {"normalized_metricx_wmt24_scores": ("chrf_score", "chrF++ (sacrebleu) in place of MetricX-24, whose "
-                                                   "13B judge model is not run")}
+SUBSTITUTES = {"normalized_metricx_wmt24_scores": ("chrf_score", "chrF++ (sacrebleu) in place of MetricX-24: the "
+                                                   "suite names no MetricX checkpoint (`metricx:`)")}
 
 
 def seahelm_text(uri: str, lang: str, images: bool = False) -> list[Item]:
@@ -256,10 +259,13 @@ def load_items(task: str, lang: str, data: str, image_root: str = "", images: bo
     return items
 
 
-def headline(task: str) -> str:
-    """The metric that stands for `task` in the aggregates: SEA-HELM's, or its substitute here."""
+def headline(task: str, metrics: dict | None = None) -> str:
+    """The metric that stands for `task` in the aggregates: SEA-HELM's where `metrics` (the task's computed
+    figures; None: not known yet) hold it, else its substitute here."""
     metric = prompts()[task]["metric"]
-    return SUBSTITUTES[metric][0] if metric in SUBSTITUTES else metric
+    if metric in SUBSTITUTES and (metrics is None or metric not in metrics):
+        return SUBSTITUTES[metric][0]
+    return metric
 
 
 def kind(task: str) -> str:
@@ -270,6 +276,13 @@ def kind(task: str) -> str:
 
 
 OPEN_CLIP_CHECKPOINT = "open_clip_pytorch_model.bin"
+
+
+@lru_cache(maxsize=1)
+def make_metricx(path: str):
+    from components.evaluate.seahelm.text import MetricX
+
+    return MetricX(str(storage.localize(path)))
 
 
 @lru_cache(maxsize=1)
@@ -311,7 +324,7 @@ def read_predictions(uri: str) -> dict[str, str]:
     return out
 
 
-def score_predictions(task: str, lang: str, data: str, predictions: str, judge: str = "") -> dict:
+def score_predictions(task: str, lang: str, data: str, predictions: str, judge: str = "", metricx: str = "") -> dict:
     """SEA-HELM's metrics for responses produced elsewhere: {"task", "lang", "n", "metrics"}."""
     config(task, lang)
     items = load_items(task, lang, data, images=task == "xm3600")
@@ -324,7 +337,7 @@ def score_predictions(task: str, lang: str, data: str, predictions: str, judge: 
     if unknown:
         raise EvalDataError(f"{len(unknown)} prediction id(s) are not {task}/{lang} items, e.g. {unknown[:3]}")
     return {"task": task, "lang": lang, "n": len(items),
-            "metrics": score_responses(task, lang, items, responses, judge).metrics}
+            "metrics": score_responses(task, lang, items, responses, judge, metricx).metrics}
 
 
 @dataclass
@@ -346,8 +359,10 @@ def extract_answer(response: str | None, answer_tag: str) -> str:
     return (found.group(1) if found and found.group(1) is not None else response).strip()
 
 
-def score_responses(task: str, lang: str, items: list, responses: dict[str, str], judge: str = "") -> Scored:
-    """SEA-HELM's metrics of one task and language from {item id: response}."""
+def score_responses(task: str, lang: str, items: list, responses: dict[str, str], judge: str = "",
+                    metricx: str = "") -> Scored:
+    """SEA-HELM's metrics of one task and language from {item id: response}; translation with MetricX-24 when
+    `metricx` names its checkpoint folder (chrF++ always, beside it)."""
     from components.evaluate.seahelm import text
 
     settings = config(task, lang)
@@ -381,6 +396,11 @@ def score_responses(task: str, lang: str, items: list, responses: dict[str, str]
         refs = [g if isinstance(g, list) else [g] for g in golds]
         metrics = {"chrf_score": text.chrf_pp(answers, refs)}
         per = text.sentence_chrf_pp(answers, refs)
+        if metricx:
+            found = make_metricx(metricx).scores([i.fields.get("text", "") for i in items], answers,
+                                                 [r[0] for r in refs])
+            mx, per = text.metricx_metrics(found)
+            metrics.update(mx)
     metrics["null_count"] = sum(1 for a in answers if not a)
     return Scored(metrics, [{"id": i.id, "gold": g, "answer": a, "score": s}
                             for i, g, a, s in zip(items, golds, answers, per, strict=True)])
