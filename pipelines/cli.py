@@ -4,6 +4,7 @@
     seavl image-tag                                          the tag to build docker/ images with
     seavl run [--config FILE] [--set key=value ...] [--cache]  the whole pipeline on this machine (demo by default)
     seavl demo                                               build (or find) the demo corpus and tiny model
+    seavl pull models:/NAME@ALIAS --out DIR                  a registered version as a save_pretrained folder
     seavl validate INPUT --out DIR [--languages ...] [--workers N] [--config FILE] [--set key=value ...]
                                                              curate and validate a caption corpus or SFT set
     seavl train {cpt,sft} --init-model URI --data URI --out URI [--checkpoint-uri URI] [--config FILE]
@@ -399,6 +400,26 @@ def score(task: str = typer.Option(..., "--task", help="SEA-HELM task, e.g. cvqa
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(dumps(result))
+
+
+@app.command()
+def pull(uri: str = typer.Argument(..., metavar="models:/NAME@ALIAS", help="a registered version: models:/NAME@ALIAS "
+                                   "or models:/NAME/VERSION"),
+         out: Path = typer.Option(..., "--out", help="a new (or empty) folder for the save_pretrained files")):
+    """Download a registered model version as a save_pretrained folder that transformers loads.
+
+    Exit status 0, or 2 when the tracking server cannot be reached or the version or folder cannot be used."""
+    from components.common import tracking
+    from components.register.core import PullError
+    from components.register.core import pull as pull_version
+
+    try:
+        tracking.check_reachable()
+        version, folder = pull_version(uri, out)
+    except (tracking.TrackingUnavailable, PullError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{uri} is version {version}: {folder}")
 
 
 def show_result(kfp_run_id: str) -> None:

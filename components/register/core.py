@@ -8,6 +8,7 @@ Registry writes go through the MLflow client.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CHAMPION = "champion"
 
@@ -76,3 +77,41 @@ def set_champion(name: str, version: str, alias: str = CHAMPION) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+class PullError(ValueError):
+    """A registered version that cannot be fetched as asked: the URI, the name, alias or version, or the folder."""
+
+
+def pull(uri: str, out: Path) -> tuple[str, Path]:
+    """Download the registered version `models:/NAME@ALIAS` or `models:/NAME/VERSION` into `out` (absent or empty)
+    as the `save_pretrained` folder it was registered from; returns (the version, the folder). The folder must
+    hold a config.json and safetensors weights, or PullError says what is wrong."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from components.common import tracking
+    from components.common.models import check_weights
+
+    if not uri.startswith("models:/") or not (("@" in uri) or uri.rstrip("/").count("/") >= 2):
+        raise PullError(f"{uri!r} is not a registered version: give models:/NAME@ALIAS or models:/NAME/VERSION")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PullError(f"{out} exists and is not an empty folder: choose a new one")
+    client = tracking.mlflow_client()
+    ref = uri[len("models:/"):].strip("/")
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias).version
+        else:
+            name, version = ref.rsplit("/", 1)
+            version = client.get_model_version(name, version).version
+    except MlflowException as err:
+        raise PullError(f"{uri}: no such registered version ({err.message})") from None
+    out.mkdir(parents=True, exist_ok=True)
+    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(out))
+    if not (out / "config.json").exists():
+        raise PullError(f"version {version} of {name} holds no save_pretrained folder (no config.json in {out})")
+    check_weights(out)
+    return str(version), out

@@ -136,6 +136,40 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert mv.source.endswith("/artifacts/model")
 
 
+def test_the_champion_is_pulled_as_a_folder_transformers_loads_and_that_captions(pipeline_runs, tracking_server,
+                                                                              demo, tmp_path):
+    """`seavl pull models:/sealion-vl-demo@champion --out DIR` against the real tracking server (artifacts in S3):
+    the folder loads with transformers and captions an evaluation image with SEA-HELM's XM3600 prompt."""
+    import io
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from components.common.models import load_vlm
+    from components.evaluate import inference
+    from components.evaluate.seahelm.tasks import conversation, xm3600
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server.uri}
+    seavl = [sys.executable, "-m", "pipelines.cli"]
+    out = tmp_path / "champion"
+    r = subprocess.run([*seavl, "pull", "models:/sealion-vl-demo@champion", "--out", str(out)], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "is version" in r.stdout and (out / "model.safetensors").exists()
+    model, processor = load_vlm(out)
+    item = xm3600(f"{demo.eval_dir}/xm3600/en.parquet", "en")[0]
+    picture = Image.open(io.BytesIO(item.image)).convert("RGB")
+    [caption] = inference.generate(model, processor, [conversation("xm3600", "en", {}, [picture])], 24, 1)
+    assert caption.strip()
+    again = subprocess.run([*seavl, "pull", "models:/sealion-vl-demo@champion", "--out", str(out)], env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    missing = subprocess.run([*seavl, "pull", "models:/sealion-vl-demo@nobody", "--out", str(tmp_path / "x")],
+                             env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such registered version" in missing.stderr
+
+
 def test_rerun_with_unchanged_inputs_trains_nothing_and_still_reports(pipeline_runs, tracking_server):
     from mlflow.tracking import MlflowClient
 
