@@ -60,26 +60,41 @@ def register(
         git_commit: the code version that built the model.
 
     Returns:
-        The new model version.
+        The model version: a new one, or the version already registered with the same weights (by content
+        fingerprint), whichever pipeline run registered it. Either way it gets the `challenger` alias.
     """
     from pathlib import Path
 
+    from components.common import storage
     from components.common.scores import Scores
     from components.common.tracking import Logged, kfp_run_id, tracked_step
-    from components.register.core import create_version, version_tags
+    from components.register.core import (
+        CHALLENGER,
+        WEIGHTS_TAG,
+        create_version,
+        find_version,
+        set_champion,
+        version_tags,
+    )
 
     reasons = Path(gate_reasons.path).read_text(encoding="utf-8")
+    weights = storage.fingerprint(candidate.path)
     lineage = {"data_fingerprint": data_fingerprint, "base_model": base_model, "base_fingerprint": base_fingerprint,
-               "git_commit": git_commit, "pipeline_run_id": kfp_run_id()}
+               "git_commit": git_commit, "pipeline_run_id": kfp_run_id(), WEIGHTS_TAG: weights}
     tables = Scores.from_json(Path(scores.path).read_text(encoding="utf-8")).by_role
     with tracked_step("register") as step:
+        known = find_version(registered_model_name, weights)
         step.record(Logged(params={"registered_model_name": registered_model_name},
                            pipeline_metrics={"gate/promote": float(promote)},
                            tags={f"lineage.{k}": v for k, v in lineage.items()},
-                           artifacts={"model": Path(candidate.path)}))
-        version = create_version(registered_model_name, step.artifact_uri("model"), step.run_id,
-                                 version_tags(tables, promote, reasons, lineage), description=reasons)
-        step.record(Logged(tags={"registered.version": version}))
+                           artifacts={} if known else {"model": Path(candidate.path)}))
+        version = known or create_version(registered_model_name, step.artifact_uri("model"), step.run_id,
+                                          version_tags(tables, promote, reasons, lineage), description=reasons)
+        set_champion(registered_model_name, version, alias=CHALLENGER)
+        step.record(Logged(tags={"registered.version": version, "registered.reused": str(bool(known)).lower()}))
+    if known:
+        print(f"version {known} of {registered_model_name} already holds these weights ({weights[:12]}): "
+              "not registered again")
     return version
 
 

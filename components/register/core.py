@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"          # every registered candidate, passed the gate or not
+WEIGHTS_TAG = "weights_fingerprint"  # content fingerprint of a version's weights: one version per set of weights
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,14 @@ def create_version(name: str, source: str, run_id: str, tags: dict[str, str], de
         client.create_registered_model(name, description="Gemma-3 SEA vision-language models")
     return str(client.create_model_version(name, source=source, run_id=run_id, tags=tags,
                                            description=description).version)
+
+
+def find_version(name: str, weights_fingerprint: str) -> str | None:
+    """The version of `name` already registered with these weights (by content fingerprint), if any."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient().search_model_versions(f"name = '{name}' and tags.{WEIGHTS_TAG} = '{weights_fingerprint}'")
+    return str(min(int(v.version) for v in found)) if found else None
 
 
 def set_champion(name: str, version: str, alias: str = CHAMPION) -> None:

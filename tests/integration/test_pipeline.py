@@ -81,6 +81,7 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert mv.tags["git_commit"] == "test-commit" and mv.tags["base_model"].endswith("base-model")
     assert len(mv.tags["data_fingerprint"]) == 64 and mv.tags["pipeline_run_id"] == pipeline_runs["fresh"][0]
     assert len(mv.tags["base_fingerprint"]) == 64 and mv.tags["gate.promote"] == "true"
+    assert len(mv.tags["weights_fingerprint"]) == 64
 
     # the demo runs through SEA-HELM's tasks and learns: training raises the vision score (XM3600's
     # RefCLIPScore with the demo's judge), the text score stays within the gate's tolerance, and the trained
@@ -188,7 +189,12 @@ def test_rerun_with_unchanged_inputs_trains_nothing_and_still_reports(pipeline_r
         assert cached.scores[role] == fresh.scores[role], role
     # the champion it was compared with is version 1, the same weights as its candidate
     assert cached.scores["champion"] == fresh.scores["candidate"]
-    assert cached.version == "2" and client.get_run(cached.parent_run_id).info.status == "FINISHED"
+    # the same weights (KFP served the same SFT model) are not registered twice: version 1 again, still challenger
+    assert cached.version == "1" and client.get_run(cached.parent_run_id).info.status == "FINISHED"
+    register = _steps(client, cached.parent_run_id)["register"]
+    assert register.data.tags["registered.reused"] == "true"
+    assert not [k for k in bucket_keys(os.environ["MLFLOW_S3_ENDPOINT_URL"], tracking_server.bucket, "mlflow/")
+                if f"/{register.info.run_id}/artifacts/model/" in k]   # nothing uploaded again
     assert pipeline_runs["cached"][1] < pipeline_runs["fresh"][1]  # a sanity check, not a speed claim
 
 
@@ -202,11 +208,15 @@ def test_a_changed_caption_validates_and_trains_again(pipeline_runs, tracking_se
     before, after = (client.get_run(r.parent_run_id).data.tags for r in (fresh, changed))
     assert before["lineage.caption_fingerprint"] != after["lineage.caption_fingerprint"]
     assert before["lineage.base_fingerprint"] == after["lineage.base_fingerprint"]
-    # only the SFT data's validation and the base and reference models' evaluations could be reused: they do not
-    # read captions
-    assert set(changed.reused) == {"validate_conversations", "evaluate-base", "evaluate-tiny-untrained"}
+    # only the SFT data's validation and the evaluations of models that did not change could be reused: base,
+    # reference, and the champion (still version 1, already evaluated by the cached rerun)
+    assert set(changed.reused) == {"validate_conversations", "evaluate-base", "evaluate-tiny-untrained",
+                                   "evaluate-champion"}
     for step in ("validate_captions", "cpt", "sft"):
         assert len(_runs_of_step(client, step)) == 2, step  # the fresh run's and this one's
+    # new weights, so a new version (the cached rerun re-used version 1), and it is the challenger now
+    assert changed.version == "2"
+    assert client.get_model_version_by_alias("sealion-vl-demo", "challenger").version == "2"
 
 
 def test_bad_manifest_stops_the_pipeline_before_training(demo, tmp_path, monkeypatch, local_mlflow):
