@@ -32,14 +32,20 @@ def read_table(uri: str):
 
 
 def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
-    """The records of a JSONL file, a Parquet file, a folder of Parquet files (a curated dataset) or a
-    `datasets.save_to_disk` folder (Arrow stream files named in its state.json), streamed in batches."""
+    """The records of a JSONL file, a folder of JSONL part files (in name order), a Parquet file, a folder of
+    Parquet files (a curated dataset) or a `datasets.save_to_disk` folder (Arrow stream files named in its
+    state.json), streamed in batches."""
     fs, path = storage.filesystem(uri)
     if str(uri).endswith((".jsonl", ".json")):
         with fs.open(path, "rb") as f:
             for line in f:
                 if line.strip():
                     yield json.loads(line)
+        return
+    parts = sorted(p for p in fs.find(path) if p.endswith(".jsonl")) if fs.isdir(path) else []
+    if parts:
+        for part in parts:
+            yield from iter_rows(storage.join(uri, part[len(path.rstrip("/")) + 1:]))
         return
     state = f"{path.rstrip('/')}/state.json"
     if fs.exists(state):   # datasets.save_to_disk

@@ -106,7 +106,8 @@ def test_refclipscore_equals_a_direct_computation_with_the_same_encoder(tiny_cli
     import torch
     from transformers import AutoProcessor, CLIPModel
 
-    from components.evaluate.seahelm.refclip import TransformersClipJudge, extract_caption, refclipscore
+    from components.evaluate.seahelm.refclip import TransformersClipJudge, refclipscore
+    from components.evaluate.seahelm.tasks import extract_answer as extract_caption
     from tests.support.corpus import jpeg
 
     assert extract_caption("Caption: two red circles\nmore", "Caption:") == "two red circles"

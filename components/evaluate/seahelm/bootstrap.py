@@ -26,14 +26,31 @@ def paired_difference(candidate: dict[str, float], reference: dict[str, float], 
     """Difference of `candidate` over `reference` on the items both scored ({item id: per-item score})."""
     import numpy as np
 
-    shared = sorted(set(candidate) & set(reference))
+    shared = _shared(candidate, reference)
+    diff = np.array([candidate[i] - reference[i] for i in shared], dtype=float)
+    low, high = _bounds(diff[_resamples(len(shared), resamples, seed)].mean(axis=1), alpha)
+    return Difference(float(diff.mean()), low, high, len(shared))
+
+
+def _shared(a: dict, b: dict) -> list[str]:
+    shared = sorted(set(a) & set(b))
     if len(shared) < 2:
         raise ValueError(f"a paired bootstrap needs at least two shared items, got {len(shared)}")
-    diff = np.array([candidate[i] - reference[i] for i in shared], dtype=float)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return Difference(float(diff.mean()), float(low), float(high), len(shared))
+    return shared
+
+
+def _resamples(n: int, resamples: int, seed: int) -> np.ndarray:
+    """Item positions of each resample (one row each), drawn with replacement."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _bounds(statistics: np.ndarray, alpha: float) -> tuple[float, float]:
+    import numpy as np
+
+    low, high = np.quantile(statistics, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
 
 def _normalized_balanced_accuracy(gold: np.ndarray, pred: np.ndarray, rows: np.ndarray, classes: list) -> np.ndarray:
@@ -60,26 +77,18 @@ def paired_metric_difference(candidate: list[dict], reference: list[dict], kind:
     import numpy as np
 
     a, b = {r["id"]: r for r in candidate}, {r["id"]: r for r in reference}
-    shared = sorted(set(a) & set(b))
-    if len(shared) < 2:
-        raise ValueError(f"a paired bootstrap needs at least two shared items, got {len(shared)}")
-    rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(shared), size=(resamples, len(shared)))
-    full = np.arange(len(shared))[None, :]
-    if kind == "mcq":
-        gold = np.array([str(a[i]["gold"]) for i in shared])
-        classes = sorted(set(gold.tolist()))
-        if len(classes) < 2:
-            raise ValueError("balanced accuracy needs at least two distinct gold labels")
-        pa, pb = (np.array([str(m[i]["answer"]) for i in shared]) for m in (a, b))
+    if kind != "mcq":
+        return paired_difference({i: r["score"] for i, r in a.items()}, {i: r["score"] for i, r in b.items()},
+                                 resamples, alpha, seed)
+    shared = _shared(a, b)
+    gold = np.array([str(a[i]["gold"]) for i in shared])
+    classes = sorted(set(gold.tolist()))
+    if len(classes) < 2:
+        raise ValueError("balanced accuracy needs at least two distinct gold labels")
+    pa, pb = (np.array([str(m[i]["answer"]) for i in shared]) for m in (a, b))
 
-        def stat(r):
-            return (_normalized_balanced_accuracy(gold, pa, r, classes)
-                    - _normalized_balanced_accuracy(gold, pb, r, classes))
-    else:
-        diff = np.array([a[i]["score"] - b[i]["score"] for i in shared], dtype=float)
-
-        def stat(r):
-            return diff[r].mean(axis=1)
-    low, high = np.quantile(stat(rows), [alpha / 2, 1 - alpha / 2])
-    return Difference(float(stat(full)[0]), float(low), float(high), len(shared))
+    def stat(r):
+        return (_normalized_balanced_accuracy(gold, pa, r, classes)
+                - _normalized_balanced_accuracy(gold, pb, r, classes))
+    low, high = _bounds(stat(_resamples(len(shared), resamples, seed)), alpha)
+    return Difference(float(stat(np.arange(len(shared))[None, :])[0]), low, high, len(shared))

@@ -1,8 +1,8 @@
 """XM3600 captioning scored as SEA-HELM scores it: RefCLIPScore with a CLIP judge
 (seahelm_tasks/vision/xm3600/refclipscore_metric.py, src/serving/offline/openclip_serving.py @6844e6c).
 
-- The caption is the rest of the line after the answer tag (`<tag>[\\s\\r\\n`*]*(.*)`, case as written), else the
-  whole response.
+- The caption is the rest of the line after the answer tag, else the whole response (tasks.extract_answer, as for
+  every generated answer).
 - With L2-normalised features, CLIP-S = 2.5 x max(cos(image, caption), 0) and Ref = the largest cos(caption,
   reference) over the item's references. The item's RefCLIPScore is their harmonic mean 2 x CLIP-S x Ref /
   (CLIP-S + Ref); where both are 0 it is 0 (SEA-HELM would divide by zero).
@@ -17,7 +17,6 @@ folder; the tests use a tiny random one.
 from __future__ import annotations
 
 import io
-import re
 from typing import Protocol
 
 import numpy as np
@@ -28,13 +27,6 @@ CLIP_WEIGHT = 2.5
 class ClipJudge(Protocol):
     def image_features(self, images: list[bytes]) -> np.ndarray: ...
     def text_features(self, texts: list[str]) -> np.ndarray: ...
-
-
-def extract_caption(response: str | None, answer_tag: str) -> str:
-    if not response:
-        return ""
-    found = re.search(answer_tag + r"[\s\r\n`*]*(.*)", response)
-    return (found.group(1) if found and found.group(1) is not None else response).strip()
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.common import storage
+from components.common import records, storage
 from components.evaluate.seahelm import tasks as sh
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Suite(BaseModel):
         """The bytes of every image the suite shows a model (what training data must not contain)."""
         for task, lang, data, root in self.runs():
             for item in sh.load_items(task, lang, data, root):
-                yield from ([item.image] if isinstance(item, sh.CaptionItem) else item.images)
+                yield from item.images
 
 
 def load_suite(uri: str) -> Suite:
@@ -126,7 +126,7 @@ def item_digest(item) -> str:
     only for the same item content, so a corrected dataset, or WorldCuisines' reshuffle after a row is added,
     never meets an old reply under the same id."""
     h = hashlib.sha256(json.dumps(getattr(item, "fields", {}), sort_keys=True, ensure_ascii=False).encode())
-    for data in ([item.image] if isinstance(item, sh.CaptionItem) else item.images):
+    for data in item.images:
         h.update(hashlib.sha256(data or b"").digest())
     return h.hexdigest()[:16]
 
@@ -145,18 +145,11 @@ class ResponseStore:
 
     def load(self, task: str, lang: str, prompt_key: str) -> dict[str, tuple[str, str]]:
         """{item id: (reply, item digest)} stored under `prompt_key`."""
-        fs, path = storage.filesystem(self.folder(task, lang))
-        if not fs.exists(path):
+        folder = self.folder(task, lang)
+        if not storage.exists(folder):
             return {}
-        out = {}
-        for part in sorted(fs.find(path)):
-            if part.endswith(".jsonl"):
-                with fs.open(part, "rb") as f:
-                    for line in f:
-                        row = json.loads(line) if line.strip() else None
-                        if row and row.get("prompt") == prompt_key:
-                            out[str(row["id"])] = (row["response"], row.get("item", ""))
-        return out
+        return {str(row["id"]): (row["response"], row.get("item", "")) for row in records.iter_rows(folder)
+                if row.get("prompt") == prompt_key}
 
     def add(self, task: str, lang: str, prompt_key: str, replies: dict[str, tuple[str, str]]) -> None:
         """Keep {item id: (reply, item digest)}."""
@@ -181,8 +174,7 @@ class ResponseStore:
 def _pictures(item) -> list:
     from PIL import Image
 
-    raw = [item.image] if isinstance(item, sh.CaptionItem) else item.images
-    return [Image.open(io.BytesIO(b)).convert("RGB") for b in raw]
+    return [Image.open(io.BytesIO(b)).convert("RGB") for b in item.images]
 
 
 def answer_all(model, processor, suite: Suite, task: str, lang: str, items: list, store: ResponseStore
@@ -283,15 +275,6 @@ class SuiteResult:
                     if lang in sh.prompts()[task]["languages"]}
         self.aggregate = aggregate(headline, sh.prompts())
         return self
-
-
-def score_suite(model_uri: str, suite: Suite, replies: dict[tuple[str, str], dict[str, str]],
-                loaded: dict[tuple[str, str], list]) -> SuiteResult:
-    """Score stored replies (pure: no model needed)."""
-    result = SuiteResult(model=model_uri, capped_tokens=suite.max_new_tokens or None)
-    for (task, lang), items in loaded.items():
-        result.add(suite, task, lang, items, replies[(task, lang)])
-    return result.finish()
 
 
 def run_suite(model_uri: str, suite: Suite, store: ResponseStore, gpus: int = 1, backend: str = "auto"

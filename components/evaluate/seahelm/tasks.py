@@ -189,6 +189,11 @@ class CaptionItem:
     references: list[str]
     image: bytes | None = None
 
+    @property
+    def images(self) -> list:
+        """The image, as a list like every item's (what the prompt shows)."""
+        return [self.image] if self.image else []
+
 
 def xm3600(uri: str, lang: str, images: bool = True) -> list[CaptionItem]:
     """floschne/xm3600 rows of one language split (Parquet of that split; SEA-HELM's tl is the split `fil`):
@@ -308,13 +313,7 @@ def make_judge(path: str):
 def read_predictions(uri: str) -> dict[str, str]:
     """{id: response} from JSONL lines {"id": ..., "response": ...} (ids as the dataset's own)."""
     out: dict[str, str] = {}
-    fs, path = storage.filesystem(uri)
-    if fs.isdir(path):   # a folder of part files (seavl evaluate's responses/<task>/<lang>)
-        rows = (row for part in sorted(fs.find(path)) if part.endswith(".jsonl")
-                for row in records.iter_rows(storage.join(uri, part[len(path.rstrip("/")) + 1:])))
-    else:
-        rows = records.iter_rows(uri)
-    for n, row in enumerate(rows, start=1):
+    for n, row in enumerate(records.iter_rows(uri), start=1):   # a file, or a folder of parts
         if "id" not in row or "response" not in row:
             raise EvalDataError(f"{uri} line {n}: each line needs \"id\" and \"response\", got {sorted(row)}")
         key = str(row["id"])
