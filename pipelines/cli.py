@@ -13,6 +13,10 @@
     seavl score --task TASK --lang LANG --data URI --predictions FILE   SEA-HELM's metrics for given responses
     seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
                [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
+    seavl schedule --host URL --cron EXPR [--param k=v ...] [--config FILE] [--experiment NAME] [--name NAME]
+                   [--namespace NS] [--token TOKEN]          retrain on a schedule: a KFP recurring run
+    seavl schedules --host URL [--experiment NAME] [--namespace NS] [--token TOKEN]   the recurring runs
+    seavl unschedule ID --host URL [--namespace NS] [--token TOKEN]                   delete one
 """
 from __future__ import annotations
 
@@ -122,11 +126,8 @@ def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -
     return args
 
 
-@app.command()
-def compile(output: Path = typer.Option(Path("sealion_vl_pipeline.yaml"), "--output", "-o"),
-            image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
-            image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)")):
-    """Write the pipeline YAML to upload in the Kubeflow UI (Pipelines -> Upload pipeline)."""
+def compile_pipeline(output: Path, image_registry: str | None = None, image_tag: str | None = None) -> set[str]:
+    """Compile the pipeline to `output` (YAML), its images retagged; the images it uses."""
     import yaml
     from kfp import compiler
 
@@ -143,6 +144,15 @@ def compile(output: Path = typer.Option(Path("sealion_vl_pipeline.yaml"), "--out
         container["image"] = images.retag(container["image"], tag, image_registry)
         used.add(container["image"])
     output.write_text(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))
+    return used
+
+
+@app.command()
+def compile(output: Path = typer.Option(Path("sealion_vl_pipeline.yaml"), "--output", "-o"),
+            image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
+            image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)")):
+    """Write the pipeline YAML to upload in the Kubeflow UI (Pipelines -> Upload pipeline)."""
+    used = compile_pipeline(output, image_registry, image_tag)
     typer.echo(f"wrote {output}; images: {', '.join(sorted(used))}")
 
 
@@ -422,6 +432,116 @@ def pull(uri: str = typer.Argument(..., metavar="models:/NAME@ALIAS", help="a re
     typer.echo(f"{uri} is version {version}: {folder}")
 
 
+def pipeline_arguments(config: Path | None, overrides: list[str]) -> dict:
+    """Pipeline arguments from an optional YAML file, `key=value` overrides on top; unknown names refused
+    (ValueError). Without either: {} (the pipeline's defaults)."""
+    from pipelines.sealion_vl import sealion_vl
+
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--param takes key=value, got {item!r}")
+    args = read_settings(config, overrides)
+    known = set(sealion_vl.component_spec.inputs or {})
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(known)}")
+    return args
+
+
+HOST_HELP = "the Kubeflow Pipelines API, e.g. http://localhost:8888 (default: $KFP_HOST)"
+TOKEN_HELP = "bearer token (default: $KFP_TOKEN, else the pod's KF Pipelines service-account token)"
+NAMESPACE_HELP = "your profile namespace (multi-user Kubeflow)"
+
+
+@app.command()
+def schedule(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
+             cron: str = typer.Option(..., "--cron", help="when: KFP's 6-field cron, seconds first ('0 0 3 * * *' is "
+                                      "03:00 daily), or a standard 5-field one ('0 3 * * *')"),
+             param: list[str] = typer.Option([], "--param", "-p", help="one pipeline argument: key=value"),
+             config: Path | None = typer.Option(None, "--config", "-c", help="pipeline arguments (YAML; default: "
+                                                "the pipeline's defaults)"),
+             experiment: str = typer.Option("sealion-vl", "--experiment", help="KFP experiment (created if missing)"),
+             name: str = typer.Option("sealion-vl-retraining", "--name", help="the recurring run's name"),
+             namespace: str | None = typer.Option(None, "--namespace", help=NAMESPACE_HELP),
+             token: str | None = typer.Option(None, "--token", help=TOKEN_HELP),
+             image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
+             image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)")):
+    """Retrain on a schedule: the pipeline, compiled as `seavl compile` does, as a KFP recurring run (one run at a
+    time, no catch-up of missed runs). Scheduled runs skip unchanged data unless told skip_if_unchanged=false.
+
+    Exit status 0, or 2 when the host, the credentials, the cron expression or the arguments cannot be used."""
+    import tempfile
+
+    import yaml
+
+    from pipelines import kfp_client
+    from pipelines.sealion_vl import sealion_vl
+
+    try:
+        cron_used = kfp_client.normalise_cron(cron)
+        args = pipeline_arguments(config, param)
+        if "skip_if_unchanged" in (sealion_vl.component_spec.inputs or {}):
+            args.setdefault("skip_if_unchanged", True)
+        args.setdefault("git_commit", git_commit())
+        client = kfp_client.connect(host, namespace, token)
+        with tempfile.TemporaryDirectory(prefix="seavl-schedule-") as tmp:
+            package = Path(tmp) / "sealion_vl_pipeline.yaml"
+            compile_pipeline(package, image_registry, image_tag)
+            schedule_id = kfp_client.create_schedule(client, str(package), cron_used, args, experiment, name)
+    except (kfp_client.KfpUnavailable, kfp_client.KfpError, ValueError, OSError, yaml.YAMLError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"scheduled {schedule_id} ({name}, experiment {experiment}): cron '{cron_used}'"
+               + (f" (from '{cron.strip()}')" if cron_used != " ".join(cron.split()) else ""))
+
+
+@app.command()
+def schedules(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
+              experiment: str | None = typer.Option(None, "--experiment", help="only this KFP experiment's"),
+              namespace: str | None = typer.Option(None, "--namespace", help=NAMESPACE_HELP),
+              token: str | None = typer.Option(None, "--token", help=TOKEN_HELP)):
+    """The recurring runs: id, name, cron, status, created.
+
+    Exit status 0, or 2 when the host, the credentials or the experiment cannot be used."""
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipelines import kfp_client
+
+    try:
+        found = kfp_client.list_schedules(kfp_client.connect(host, namespace, token), experiment)
+    except (kfp_client.KfpUnavailable, kfp_client.KfpError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"{len(found)} recurring run(s)" + (f" in experiment {experiment}" if experiment else ""))
+    for column in ("id", "name", "cron", "status", "created"):
+        table.add_column(column, no_wrap=column == "id")
+    for s in found:
+        created = datetime.fromisoformat(s["created"]).astimezone(timezone.utc) if s["created"] else None
+        table.add_row(s["id"], s["name"], s["cron"], s["status"], f"{created:%Y-%m-%d %H:%M} UTC" if created else "")
+    Console().print(table)
+
+
+@app.command()
+def unschedule(schedule_id: str = typer.Argument(..., metavar="ID", help="the recurring run's id (seavl schedules)"),
+               host: str | None = typer.Option(None, "--host", help=HOST_HELP),
+               namespace: str | None = typer.Option(None, "--namespace", help=NAMESPACE_HELP),
+               token: str | None = typer.Option(None, "--token", help=TOKEN_HELP)):
+    """Delete one recurring run (the runs it started stay).
+
+    Exit status 0, or 2 when the host or the credentials cannot be used or no recurring run has that id."""
+    from pipelines import kfp_client
+
+    try:
+        gone = kfp_client.delete_schedule(kfp_client.connect(host, namespace, token), schedule_id)
+    except (kfp_client.KfpUnavailable, kfp_client.KfpError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"removed {gone['id']} ({gone['name']}, cron '{gone['cron']}')")
+
+
 def show_result(kfp_run_id: str) -> None:
     """The table of scores by role, the registered version and what KFP's cache served, of one pipeline run."""
     from rich.console import Console
@@ -431,6 +551,11 @@ def show_result(kfp_run_id: str) -> None:
 
     res = results.for_run(kfp_run_id)
     console = Console()
+    if res.skipped:
+        console.print(f"pipeline run {res.run_name} (MLflow run {res.parent_run_id}): {res.skipped}")
+        console.print(f"champion is still version {res.champion} of {res.model_name}")
+        console.print(f"MLflow: {tracking_hint()}")
+        return
     table = Table(title=f"pipeline run {res.run_name}  (MLflow run {res.parent_run_id})")
     table.add_column("metric")
     for role in res.roles:

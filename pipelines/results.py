@@ -16,6 +16,7 @@ class RunResult:
     gate: str
     champion: str
     reused: dict[str, str] = field(default_factory=dict)  # step -> the earlier step run KFP's cache served
+    skipped: str = ""   # why nothing was trained (skip_if_unchanged), '' when the run trained
 
     @property
     def roles(self) -> list[str]:
@@ -54,4 +55,9 @@ def for_run(kfp_run_id: str) -> RunResult:
     champion = (tracking.champion(name)[0] or "none") if name else "none"
     reused = {k[len(tracking.REUSED_TAG):]: v for k, v in parent.data.tags.items()
               if k.startswith(tracking.REUSED_TAG)}
-    return RunResult(parent.info.run_name, parent.info.run_id, scores, name, version, gate, champion, reused)
+    skipped = parent.data.tags.get("seavl.skip_reason", "") if parent.data.tags.get("seavl.skipped") == "true" else ""
+    if skipped:
+        name = parent.data.params.get("registered_model_name", "")
+        champion = (tracking.champion(name)[0] or "none") if name else "none"
+    return RunResult(parent.info.run_name, parent.info.run_id, scores, name, version, gate, champion, reused,
+                     skipped)

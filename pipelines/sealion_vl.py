@@ -1,5 +1,6 @@
-"""The SEA-LION VL pipeline: snapshot -> validate -> CPT -> SFT -> evaluate (x4, + reference models) -> compare
--> gate -> register -> (gate passed) promote, then record; an exit handler closes the MLflow pipeline run.
+"""The SEA-LION VL pipeline: snapshot -> (inputs changed, or skip_if_unchanged off) validate -> CPT -> SFT ->
+evaluate (x4, + reference models) -> compare -> gate -> register -> (gate passed) promote, then record; (inputs
+unchanged since the champion and skip_if_unchanged on) skipped; an exit handler closes the MLflow pipeline run.
 
 Wiring and Kubernetes settings only; every step's logic lives in components/<step>/core.py. Every step except
 snapshot, reference_models, register, promote, record_run and finish_run is cached by KFP: their inputs are
@@ -7,11 +8,12 @@ content fingerprints (from snapshot) and upstream artifacts, never anything that
 """
 from kfp import dsl, kubernetes
 
-from components.common.component import finish_run, record_run, training_pod_gpus
+from components.common.component import finish_run, record_run, skipped, training_pod_gpus
 from components.common.images import CREDENTIAL_KEYS, CREDENTIALS_SECRET
 from components.common.languages import LANGUAGES
 from components.evaluate.component import compare, evaluate
-from components.register.component import gate, promote, register
+from components.register.component import gate as gate_step
+from components.register.component import promote, register
 from components.snapshot.component import reference_models as reference_models_step
 from components.snapshot.component import snapshot
 from components.train.component import train_cpt, train_sft
@@ -71,9 +73,8 @@ def sealion_vl(
     eval_gpus: int = 1,
     eval_max_new_tokens: int = 0,
     eval_backend: str = "auto",
-    text_tolerance: float = 1.0,
-    vision_tolerance: float = 0.0,
-    language_tolerance: float = 5.0,
+    gate: dict = {},  # noqa: B006
+    skip_if_unchanged: bool = False,
     mlflow_experiment: str = "sealion-vl",
     git_commit: str = "unknown",
 ):
@@ -115,10 +116,11 @@ def sealion_vl(
         eval_gpus: GPUs per evaluation step; the model is spread over them (bf16) when it does not fit one.
         eval_max_new_tokens: 0 generates up to SEA-HELM's limits; > 0 caps replies (a smoke run, marked in the report).
         eval_backend: how evaluation generates: auto (vLLM where the GPU image has it), transformers or vllm.
-        text_tolerance: how far (SEA-HELM points, 0-100) the candidate's overall text score may fall below the
-            base's and still promote.
-        vision_tolerance: the same for its overall vision score.
-        language_tolerance: how far its text or vision score in any one language may fall below the base's.
+        gate: the promotion gate's thresholds against the base and the champion ({} = the release's), e.g.
+            {"base": {"captioning_gain": 0.0, "text_regression": 1.0, "vqa_regression": 3.0, "language_floor": 5.0},
+            "champion": {...}}: every key of GateConfig (components/register/core.py).
+        skip_if_unchanged: train, evaluate and register nothing when the training fingerprint (the inputs' content
+            and the curation and training settings) equals the champion's; `seavl schedule` turns it on.
         mlflow_experiment: MLflow experiment of the pipeline run.
         git_commit: code version recorded as lineage (filled in by `seavl compile` / `seavl run`).
     """
@@ -126,53 +128,71 @@ def sealion_vl(
         snap = _setup(snapshot(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
                                eval_suite=eval_suite, base_model=base_model, replay_data=replay_data,
                                registered_model_name=registered_model_name, reuse_training=reuse_training,
-                               mlflow_experiment=mlflow_experiment,
-                               pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER), cache=False)
+                               skip_if_unchanged=skip_if_unchanged, mlflow_experiment=mlflow_experiment,
+                               pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, languages=languages,
+                               caption_validation=caption_validation, sft_validation=sft_validation,
+                               cpt_training=cpt_training, sft_training=sft_training,
+                               # the other parameters, logged on the MLflow pipeline run (scalars: KFP hands a
+                               # dictionary of pipeline parameters over only when its values are not dictionaries)
+                               settings={"validation_groups": validation_groups, "checkpoint_root": checkpoint_root,
+                                         "train_gpus": train_gpus, "train_nodes": train_nodes,
+                                         "eval_response_cache": eval_response_cache, "eval_gpus": eval_gpus,
+                                         "eval_max_new_tokens": eval_max_new_tokens, "eval_backend": eval_backend,
+                                         "git_commit": git_commit}), cache=False)
         fp = snap.outputs
-        data = _validate("captions", caption_manifest, fp["caption_fingerprint"], languages, caption_validation,
-                         validation_groups, eval_suite, fp["eval_fingerprint"])
-        chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
-                          validation_groups)
-        # the training step's own pod holds the GPUs on one node, none when it launches a multi-node job
-        pod_gpus = _setup(training_pod_gpus(gpus_per_node=train_gpus, nodes=train_nodes))
-        shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
-                      checkpoint_root=checkpoint_root, gpus=train_gpus, nodes=train_nodes,
-                      node_selector=train_node_selector, cache_salt=fp["cache_salt"])
-        cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
-                               captions=data.outputs["curated"], training=cpt_training, **shared),
-                     gpus=pod_gpus.output, memory="64Gi")
-        sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
-                               training=sft_training, **shared), gpus=pod_gpus.output, memory="64Gi")
-        for task in (cpt, sft):
-            task.after(pod_gpus)   # the GPU count is a placeholder; kfp.local needs the order spelt out
-            kubernetes.add_node_selector_json(task, node_selector_json=train_node_selector)
-            # /dev/shm is 64 MB in a pod: NCCL between the GPUs and DataLoader workers need more
-            kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
-                                       size_limit="64Gi")
-        models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
-                  "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
-                  "champion": dict(model_uri=fp["champion_uri"])}
-        scoring = dict(eval_suite=eval_suite, eval_fingerprint=fp["eval_fingerprint"],
-                       response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens,
-                       backend=eval_backend)
-        evals = {role: _setup(evaluate(role=role, **scoring, **model), gpus=eval_gpus, memory="128Gi"
-                              ).set_display_name(f"evaluate-{role}")
-                 for role, model in models.items()}
-        references = _setup(reference_models_step(models=reference_models), cache=False)
-        with dsl.ParallelFor(references.output, parallelism=2) as ref:
-            refs = _setup(evaluate(role=ref.role, model_uri=ref.uri, model_fingerprint=ref.fingerprint, **scoring),
-                          gpus=eval_gpus, memory="128Gi").set_display_name("evaluate-reference")
-        side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()},
-                                      references=dsl.Collected(refs.outputs["scores"])))
-        verdict = _setup(gate(scores=side_by_side.outputs["scores"], text_tolerance=text_tolerance,
-                              vision_tolerance=vision_tolerance, language_tolerance=language_tolerance))
-        reg = _setup(register(candidate=sft.outputs["model"], scores=side_by_side.outputs["scores"],
-                              promote=verdict.outputs["Output"], gate_reasons=verdict.outputs["reasons"],
-                              registered_model_name=registered_model_name,
-                              data_fingerprint=data.outputs["data_fingerprint"], base_model=base_model,
-                              base_fingerprint=fp["base_fingerprint"], git_commit=git_commit), cache=False)
-        with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
-            _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
-        tracked = [data, chats, cpt, sft, *evals.values(), side_by_side]
-        _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked],
-                          reference_runs=dsl.Collected(refs.outputs["mlflow_run_id"])), cache=False)
+        with dsl.If(fp["skip"] == False, name="train-evaluate-register"):  # noqa: E712 (KFP condition syntax)
+            data = _validate("captions", caption_manifest, fp["caption_fingerprint"], languages, caption_validation,
+                             validation_groups, eval_suite, fp["eval_fingerprint"])
+            chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
+                              validation_groups)
+            # the training step's own pod holds the GPUs on one node, none when it launches a multi-node job
+            pod_gpus = _setup(training_pod_gpus(gpus_per_node=train_gpus, nodes=train_nodes))
+            shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
+                          checkpoint_root=checkpoint_root, gpus=train_gpus, nodes=train_nodes,
+                          node_selector=train_node_selector, cache_salt=fp["cache_salt"])
+            cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
+                                   captions=data.outputs["curated"], training=cpt_training, **shared),
+                         gpus=pod_gpus.output, memory="64Gi")
+            sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
+                                   training=sft_training, **shared), gpus=pod_gpus.output, memory="64Gi")
+            for task in (cpt, sft):
+                task.after(pod_gpus)   # the GPU count is a placeholder; kfp.local needs the order spelt out
+                kubernetes.add_node_selector_json(task, node_selector_json=train_node_selector)
+                # /dev/shm is 64 MB in a pod: NCCL between the GPUs and DataLoader workers need more
+                kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
+                                           size_limit="64Gi")
+            models = {"base": dict(model_uri=base_model, model_fingerprint=fp["base_fingerprint"]),
+                      "cpt": dict(model=cpt.outputs["model"]), "candidate": dict(model=sft.outputs["model"]),
+                      "champion": dict(model_uri=fp["champion_uri"])}
+            scoring = dict(eval_suite=eval_suite, eval_fingerprint=fp["eval_fingerprint"],
+                           response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens,
+                           backend=eval_backend)
+            evals = {role: _setup(evaluate(role=role, **scoring, **model), gpus=eval_gpus, memory="128Gi"
+                                  ).set_display_name(f"evaluate-{role}")
+                     for role, model in models.items()}
+            references = _setup(reference_models_step(models=reference_models), cache=False)
+            with dsl.ParallelFor(references.output, parallelism=2) as ref:
+                refs = _setup(evaluate(role=ref.role, model_uri=ref.uri, model_fingerprint=ref.fingerprint,
+                                       **scoring), gpus=eval_gpus, memory="128Gi")
+                refs.set_display_name("evaluate-reference")
+            side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()},
+                                          references=dsl.Collected(refs.outputs["scores"])))
+            verdict = _setup(gate_step(scores=side_by_side.outputs["scores"], settings=gate))
+            lineage = {"data_fingerprint": data.outputs["data_fingerprint"], "base_model": base_model,
+                       "base_fingerprint": fp["base_fingerprint"], "git_commit": git_commit,
+                       "training_fingerprint": fp["training_fingerprint"], "config_hash": fp["config_hash"]}
+            training_data = {"captions_uri": caption_manifest, "captions_rows": data.outputs["rows"],
+                             "captions_fingerprint": data.outputs["data_fingerprint"],
+                             "conversations_uri": sft_conversations, "conversations_rows": chats.outputs["rows"],
+                             "conversations_fingerprint": chats.outputs["data_fingerprint"]}
+            reg = _setup(register(candidate=sft.outputs["model"], scores=side_by_side.outputs["scores"],
+                                  promote=verdict.outputs["Output"], gate_reasons=verdict.outputs["reasons"],
+                                  registered_model_name=registered_model_name, lineage=lineage,
+                                  training_data=training_data), cache=False)
+            with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+                _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
+            tracked = [data, chats, cpt, sft, *evals.values(), side_by_side]
+            _setup(record_run(step_runs=[t.outputs["mlflow_run_id"] for t in tracked],
+                              reference_runs=dsl.Collected(refs.outputs["mlflow_run_id"])), cache=False)
+        with dsl.Else(name="unchanged-since-champion"):
+            _setup(skipped(reason=fp["skip_reason"]), cache=False)

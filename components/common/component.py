@@ -20,6 +20,20 @@ def record_run(step_runs: list, reference_runs: list = []):  # noqa: B006 (KFP r
 
 
 @dsl.component(base_image=CPU_IMAGE)
+def skipped(reason: str):
+    """What a run whose inputs are unchanged since the champion does instead of training (skip_if_unchanged):
+    say why, in the log and on the MLflow pipeline run (tag seavl.skipped). Never cached.
+
+    Args:
+        reason: why nothing is trained, evaluated or registered (snapshot).
+    """
+    from components.common.tracking import tag_pipeline_run
+
+    tag_pipeline_run({"seavl.skipped": "true", "seavl.skip_reason": reason})
+    print(reason)
+
+
+@dsl.component(base_image=CPU_IMAGE)
 def finish_run(status: dsl.PipelineTaskFinalStatus):
     """Exit handler: close the MLflow pipeline run with the pipeline's final state.
 

@@ -14,6 +14,13 @@ CREDENTIALS_SECRET = "seavl-mlflow"
 CREDENTIAL_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
+def running_image() -> str:
+    """The tag of the image this process runs in (docker/ bakes it in as SEAVL_IMAGE_TAG); "local" outside one."""
+    import os
+
+    return os.environ.get("SEAVL_IMAGE_TAG") or "local"
+
+
 def release_tag(commit: str) -> str:
     """The immutable image tag of a code version."""
     return f"{VERSION}-{commit}"

@@ -65,6 +65,19 @@ def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
+def mlflow_columns(uri: str) -> dict[str, str]:
+    """{column: MLflow type} of a Parquet file or folder of Parquet files, read from the file footers alone."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    fs, path = storage.filesystem(uri)
+    kinds = ((pa.types.is_string, "string"), (pa.types.is_large_string, "string"), (pa.types.is_integer, "long"),
+             (pa.types.is_floating, "double"), (pa.types.is_boolean, "boolean"), (pa.types.is_binary, "binary"),
+             (pa.types.is_timestamp, "datetime"))
+    schema = ds.dataset(path, filesystem=fs, format="parquet").schema
+    return {f.name: next((kind for test, kind in kinds if test(f.type)), "string") for f in schema}
+
+
 ARCHIVE_SEP = "!/"   # `media/shard_0.tar!/images/a.jpg`: member images/a.jpg of the tar archive media/shard_0.tar
 
 

@@ -18,6 +18,7 @@ class Scores:
     differences: dict[str, dict] = field(default_factory=dict)        # "<role>/<task>/<lang>" -> {mean, low, high, n}
     notes: list[str] = field(default_factory=list)
     headline: dict[str, str] = field(default_factory=dict)            # task -> the metric that stands for it
+    groups: dict[str, dict] = field(default_factory=dict)  # "<base|champion>/<group>/<lang>" -> {mean, low, high, n}
 
     @property
     def roles(self) -> list[str]:
@@ -25,10 +26,11 @@ class Scores:
 
     def to_json(self) -> str:
         return json.dumps({"scores": self.by_role, "samples": self.samples, "differences": self.differences,
-                           "notes": self.notes, "headline": self.headline}, ensure_ascii=False, indent=1)
+                           "notes": self.notes, "headline": self.headline, "groups": self.groups},
+                          ensure_ascii=False, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Scores:
         doc = json.loads(text)
         return cls(doc["scores"], doc.get("samples", {}), doc.get("differences", {}), doc.get("notes", []),
-                   doc.get("headline", {}))
+                   doc.get("headline", {}), doc.get("groups", {}))

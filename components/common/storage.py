@@ -187,16 +187,20 @@ def _registered_identity(uri: str) -> str:
 
 
 def _localize_registered(uri: str, dest: Path) -> Path:
-    """A registered model version is immutable: download it once."""
+    """A registered model version is immutable: download it once, check it against its checksums, and return its
+    save_pretrained folder (the `weights/` of an MLflow model version: components/common/vlm_pyfunc.py)."""
     import mlflow
+
+    from components.common.vlm_pyfunc import WEIGHTS, weights_folder
 
     done = dest.parent / f".{dest.name}.done"
     if not done.exists():
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
+        weights_folder(dest)  # checks the checksums
         done.touch()
-    return dest
+    return dest / WEIGHTS if (dest / "MLmodel").exists() else dest
 
 
 def publish(local: Path, uri: str) -> str:

@@ -177,6 +177,26 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
     _log_batch(mlflow_client(), run_id, tags=tags)
 
 
+def log_params(run_id: str, params: dict) -> None:
+    """Log `params` on a run (dictionaries as JSON), e.g. a pipeline run's parameters."""
+    _log_batch(mlflow_client(), run_id, params={k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list))
+                                                else v for k, v in params.items()})
+
+
+def tag_pipeline_run(tags: dict[str, str]) -> None:
+    """Tag this process's pipeline run."""
+    client = mlflow_client()
+    pipeline = _current_pipeline_run(client)
+    if pipeline is None:
+        raise RuntimeError(f"no pipeline run for {RUN_ID_ENV}={kfp_run_id()!r}")
+    _log_batch(client, pipeline.info.run_id, tags=tags)
+
+
+def version_tag(name: str, version: str, key: str) -> str:
+    """Tag `key` of version `version` of registered model `name` ('' when unset)."""
+    return mlflow_client().get_model_version(name, version).tags.get(key, "")
+
+
 @dataclass
 class Logged:
     """What a step hands to the tracking wrapper: its run's params, metrics, tags and artifacts, and the headline
@@ -186,6 +206,49 @@ class Logged:
     pipeline_metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)  # folder in the run ("" = top) -> local file or folder
+    datasets: list[DatasetRef] = field(default_factory=list)  # inputs, logged on the step's and the pipeline run
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset a step read, logged as an MLflow dataset input that holds its metadata only (never its rows):
+    where it is, its content fingerprint as the digest, its row count (the dataset's profile) and its columns."""
+    name: str
+    uri: str
+    digest: str
+    rows: int | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # column -> MLflow type (string, long, double, ...)
+    context: str = "training"
+
+    def entity(self):
+        """The mlflow.entities.DatasetInput of this dataset."""
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.types import ColSpec, Schema
+
+        from components.common.storage import is_remote
+
+        uri = self.uri if is_remote(self.uri) else Path(self.uri).absolute().as_uri()
+        try:
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+            source = resolve_dataset_source(uri)
+        except Exception:  # a scheme no dataset source knows: name it by URL
+            from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+            source = HTTPDatasetSource(uri)
+        schema = Schema([ColSpec(kind, name) for name, kind in self.columns.items()]) if self.columns else None
+        rows = self.rows
+
+        class _Dataset(MetaDataset):
+            @property
+            def profile(self):
+                return {"num_rows": rows} if rows is not None else None
+
+        dataset = _Dataset(source, name=self.name, digest=self.digest[:36], schema=schema)
+        # MLflow keeps 36 characters of a digest: the whole fingerprint is a tag of the input
+        return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", self.context),
+                                                               InputTag("fingerprint", self.digest)])
 
 
 class MetricBuffer:
@@ -309,6 +372,10 @@ class StepRun:
         Metrics artifact, also write the metrics there for the Kubeflow UI."""
         _log_batch(self.client, self.run_id, metrics={**logged.metrics, **logged.pipeline_metrics},
                    params=logged.params, tags=logged.tags)
+        if logged.datasets:
+            inputs = [d.entity() for d in logged.datasets]
+            for run_id in dict.fromkeys(r for r in (self.run_id, self.pipeline_run_id) if r):
+                self.client.log_inputs(run_id, datasets=inputs)
         for artifact_path, local in logged.artifacts.items():
             local = Path(local)
             if local.is_dir():
@@ -327,6 +394,10 @@ class StepRun:
             # which treats an output without a file as missing, serve the step.
             Path(kfp_metrics.path).parent.mkdir(parents=True, exist_ok=True)
             Path(kfp_metrics.path).write_text(json.dumps(kfp_metrics.metadata, indent=1))
+
+    @property
+    def experiment_id(self) -> str:
+        return self.client.get_run(self.run_id).info.experiment_id
 
     def artifact_uri(self, artifact_path: str) -> str:
         return f"{self.client.get_run(self.run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"

@@ -173,10 +173,41 @@ def compare(by_role: dict[str, ModelScores]) -> Scores:
     present = {role: s for role, s in by_role.items() if s.model}
     examples = {role: [dict(r, key=key) for key, rows in s.items.items() for r in rows if "response" in r]
                 for role, s in present.items()}
+    headline = {task: sh.headline(task, _metrics_of(present, task))
+                for task in {key.split("/")[0] for s in present.values() for key in s.items}}
     return Scores({role: s.table for role, s in present.items()}, examples,
-                  differences=differences(present), notes=notes(present),
-                  headline={task: sh.headline(task, _metrics_of(present, task))
-                            for task in {key.split("/")[0] for s in present.values() for key in s.items}})
+                  differences=differences(present), notes=notes(present), headline=headline,
+                  groups=gate_groups(present, headline))
+
+
+GATED = ("base", "champion")  # the roles the promotion gate compares the candidate with
+
+
+def gate_groups(by_role: dict[str, ModelScores], headline: dict[str, str]) -> dict[str, dict]:
+    """The candidate minus the base and minus the champion on what the gate weighs (captioning, VQA, text; per
+    language and overall), over the tasks and languages SEA-HELM aggregates, with 95% stratified paired bootstrap
+    intervals: {"<role>/<group>/<lang | overall>": {"mean", "low", "high", "n"}}."""
+    from components.evaluate.seahelm.bootstrap import group_differences
+
+    mine = by_role.get("candidate")
+    if mine is None:
+        return {}
+
+    def scored(s: ModelScores) -> tuple[dict[str, list[dict]], dict[str, float]]:
+        keys = [k for k in s.items if k.split("/")[1] in sh.prompts()[k.split("/")[0]]["languages"]
+                and f"{k}/{headline[k.split('/')[0]]}" in s.table]
+        return {k: s.items[k] for k in keys}, {k: s.table[f"{k}/{headline[k.split('/')[0]]}"] for k in keys}
+
+    items, values = scored(mine)
+    out = {}
+    for role in GATED:
+        if role in by_role:
+            other_items, other_values = scored(by_role[role])
+            found = group_differences(items, other_items, (values, other_values),
+                                      {k: sh.kind(k.split("/")[0]) for k in items}, sh.prompts())
+            out.update({f"{role}/{name}": {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
+                        for name, d in found.items()})
+    return out
 
 
 def _metrics_of(by_role: dict[str, ModelScores], task: str) -> set[str]:

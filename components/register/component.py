@@ -6,16 +6,13 @@ from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def gate(scores: Input[Artifact], text_tolerance: float, vision_tolerance: float, language_tolerance: float,
-         reasons: Output[Markdown]) -> bool:
-    """Decide whether the candidate may become champion: its SEA-HELM vision and text scores, overall and in each
-    language, not below the base's minus the tolerances.
+def gate(scores: Input[Artifact], settings: dict, reasons: Output[Markdown]) -> bool:
+    """Decide whether the candidate may become champion: its captioning, VQA and text scores against the base's
+    and the current champion's, on the 95% intervals of the differences, overall and per language.
 
     Args:
-        scores: every role's scores side by side (compare).
-        text_tolerance: how far (points, 0-100) the candidate's text scores may fall below the base's.
-        vision_tolerance: how far (points, 0-100) its vision scores may fall below the base's.
-        language_tolerance: how far its vision or text score in any one language may fall below the base's.
+        scores: every role's scores side by side, with the gate's groups (compare).
+        settings: the gate's thresholds ({} = the release's): every key of GateConfig (components/register/core.py).
         reasons: the verdict and each comparison behind it (Markdown).
 
     Returns:
@@ -24,11 +21,11 @@ def gate(scores: Input[Artifact], text_tolerance: float, vision_tolerance: float
     from pathlib import Path
 
     from components.common.scores import Scores
-    from components.register.core import decide
+    from components.register.core import GateConfig, decide
 
-    tables = Scores.from_json(Path(scores.path).read_text(encoding="utf-8")).by_role
-    decision = decide(tables["candidate"], tables["base"], text_tolerance, vision_tolerance,
-                      language_tolerance)
+    side_by_side = Scores.from_json(Path(scores.path).read_text(encoding="utf-8"))
+    decision = decide(side_by_side.groups, GateConfig(**settings),
+                      compare_champion="champion" in side_by_side.by_role)
     Path(reasons.path).write_text(decision.markdown(), encoding="utf-8")
     print("\n".join(decision.reasons))
     return decision.promote
@@ -41,23 +38,21 @@ def register(
     promote: bool,
     gate_reasons: Input[Markdown],
     registered_model_name: str,
-    data_fingerprint: str,
-    base_model: str,
-    base_fingerprint: str,
-    git_commit: str,
+    lineage: dict,
+    training_data: dict,
 ) -> str:
-    """Register the candidate in the MLflow Model Registry with its lineage and the gate's verdict.
+    """Register the candidate in the MLflow Model Registry as an MLflow model, with its lineage, model card,
+    metrics and the gate's verdict.
 
     Args:
         candidate: the model to register (train_sft).
-        scores: every role's scores side by side (compare); the overall figures become version tags.
+        scores: every role's scores side by side (compare); the headline figures are attached to the model.
         promote: the gate's verdict.
         gate_reasons: the gate's reasons (Markdown).
         registered_model_name: the MLflow Model Registry name.
-        data_fingerprint: content fingerprint of the curated captions the model was trained on.
-        base_model: the model training started from.
-        base_fingerprint: content fingerprint of base_model.
-        git_commit: the code version that built the model.
+        lineage: what the version was made from: data_fingerprint, base_model, base_fingerprint, git_commit,
+            training_fingerprint, config_hash (the pipeline run id and the image tag are added here).
+        training_data: {"<captions | conversations>_<uri | rows | fingerprint>": value}, for the model card.
 
     Returns:
         The model version: a new one, or the version already registered with the same weights (by content
@@ -66,30 +61,39 @@ def register(
     from pathlib import Path
 
     from components.common import storage
+    from components.common.images import running_image
     from components.common.scores import Scores
     from components.common.tracking import Logged, kfp_run_id, tracked_step
     from components.register.core import (
         CHALLENGER,
         WEIGHTS_TAG,
-        create_version,
         find_version,
+        log_version,
+        model_card,
         set_champion,
         version_tags,
     )
 
     reasons = Path(gate_reasons.path).read_text(encoding="utf-8")
     weights = storage.fingerprint(candidate.path)
-    lineage = {"data_fingerprint": data_fingerprint, "base_model": base_model, "base_fingerprint": base_fingerprint,
-               "git_commit": git_commit, "pipeline_run_id": kfp_run_id(), WEIGHTS_TAG: weights}
-    tables = Scores.from_json(Path(scores.path).read_text(encoding="utf-8")).by_role
+    lineage = {**{k: str(v) for k, v in lineage.items()}, "pipeline_run_id": kfp_run_id(), "image": running_image(),
+               WEIGHTS_TAG: weights}
+    side_by_side = Scores.from_json(Path(scores.path).read_text(encoding="utf-8"))
     with tracked_step("register") as step:
         known = find_version(registered_model_name, weights)
         step.record(Logged(params={"registered_model_name": registered_model_name},
                            pipeline_metrics={"gate/promote": float(promote)},
-                           tags={f"lineage.{k}": v for k, v in lineage.items()},
-                           artifacts={} if known else {"model": Path(candidate.path)}))
-        version = known or create_version(registered_model_name, step.artifact_uri("model"), step.run_id,
-                                          version_tags(tables, promote, reasons, lineage), description=reasons)
+                           tags={f"lineage.{k}": v for k, v in lineage.items()}))
+        if known:
+            version = known
+        else:
+            data = {kind: {field: training_data.get(f"{kind}_{field}", "?") for field in ("uri", "rows", "fingerprint")}
+                    for kind in ("captions", "conversations")}
+            card = model_card(registered_model_name, lineage, data, side_by_side, reasons)
+            version = log_version(registered_model_name, step.run_id, step.experiment_id, Path(candidate.path), card,
+                                  version_tags(side_by_side.by_role, promote, reasons, lineage),
+                                  {f"eval/{k}": v for k, v in side_by_side.by_role["candidate"].items()},
+                                  description=reasons)
         set_champion(registered_model_name, version, alias=CHALLENGER)
         step.record(Logged(tags={"registered.version": version, "registered.reused": str(bool(known)).lower()}))
     if known:

@@ -1,18 +1,47 @@
 """register: the promotion gate, and the candidate's entry in the MLflow Model Registry.
 
-The gate is a pure function of the compared scores, decided once (the `gate` step); registration records its
-verdict and reasons. The weights are uploaded as artifacts of the register step's run (by the tracking
-wrapper), so they live in the tracking server's artifact store (S3 on a cluster) and the version points there.
-Registry writes go through the MLflow client.
+The gate is a pure function of the compared scores and its configuration, decided once (the `gate` step);
+registration records its verdict and reasons. A version is an MLflow model (pyfunc, loaded by
+components/common/vlm_pyfunc.py) logged by the register step's run: its `weights/` are the save_pretrained
+folder, uploaded once to the tracking server's artifact store (S3 on a cluster), with checksums, a model card and
+the evaluation's headline metrics; the version is created only after the upload is complete. Registry writes go
+through the MLflow client.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"          # every registered candidate, passed the gate or not
 WEIGHTS_TAG = "weights_fingerprint"  # content fingerprint of a version's weights: one version per set of weights
+
+
+class Thresholds(BaseModel):
+    """What the candidate must show against one model, in SEA-HELM points (0-100), on the 95% paired bootstrap
+    interval of its difference (candidate minus that model; components/evaluate/core.py gate_groups)."""
+    model_config = ConfigDict(extra="forbid")
+
+    captioning_gain: float = Field(0.0, description="overall captioning (XM3600): the interval's lower bound "
+                                   "must be at least this")
+    text_regression: float = Field(1.0, ge=0, description="overall text (SEA-HELM's other competencies): the "
+                                   "lower bound must be at least minus this")
+    vqa_regression: float = Field(3.0, ge=0, description="overall multiple-choice VQA (CVQA, MARVL, "
+                                  "WorldCuisines): the lower bound must be at least minus this")
+    language_floor: float = Field(5.0, ge=0, description="each language's captioning, VQA and text: fails when "
+                                  "the whole interval lies below minus this (a collapse beyond doubt)")
+
+
+class GateConfig(BaseModel):
+    """The promotion gate (pipeline parameter `gate`). The defaults are the release's thresholds: captioning may
+    not be worse, text may lose at most 1 point and multiple-choice VQA at most 3, against the base and against
+    the current champion; no language may collapse by more than 5 points in any group."""
+    model_config = ConfigDict(extra="forbid")
+
+    base: Thresholds = Thresholds()
+    champion: Thresholds = Thresholds()
 
 
 @dataclass(frozen=True)
@@ -25,32 +54,95 @@ class GateDecision:
         return f"Gate: {verdict}\n\n" + "".join(f"- {r}\n" for r in self.reasons)
 
 
-def decide(candidate: dict[str, float], base: dict[str, float], text_tolerance: float,
-           vision_tolerance: float = 0.0, language_tolerance: float = 5.0) -> GateDecision:
-    """Promote only if, on SEA-HELM's 0-100 scale, the candidate's vision score is not below the base's minus
-    `vision_tolerance` and its text score (the mean of SEA-HELM's other competencies) not below the base's minus
-    `text_tolerance` (the new model must not lose what its base had), both overall (`overall/vision`,
-    `overall/text`), and in no language (`seahelm/<lang>/vision`, `.../text`) below the base's minus
-    `language_tolerance`: one language is scored on fewer items, so its figure moves more by chance."""
-    reasons = []
-    ok = True
-    for side, tol in (("vision", vision_tolerance), ("text", text_tolerance)):
-        key = f"overall/{side}"
-        if key not in candidate or key not in base:
+def _interval(d: dict) -> str:
+    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def decide(groups: dict[str, dict], config: GateConfig, compare_champion: bool = True) -> GateDecision:
+    """The gate's verdict on the candidate's differences (`groups`: "<role>/<group>/<lang | overall>" ->
+    {"mean", "low", "high", "n"}, 95% intervals) against the base and, when there is one, the champion: each
+    overall group's lower bound against its threshold (the aggregates pool many items: the candidate must show it
+    is within them), and every language's groups against the floor (one language is scored on fewer items: it
+    fails only when its whole interval lies below the floor). Nothing to compare with the base never promotes."""
+    checks = {"captioning": "captioning_gain", "vqa": "vqa_regression", "text": "text_regression"}
+    reasons, ok = [], True
+    roles = ["base"] + (["champion"] if compare_champion else [])
+    if not compare_champion:
+        reasons.append("no champion yet: compared with the base only")
+    for role in roles:
+        mine = {k[len(role) + 1:]: v for k, v in groups.items() if k.startswith(f"{role}/")}
+        if not mine:
             ok = False
-            reasons.append(f"{side}: no score to compare ({key} missing)")
+            reasons.append(f"vs {role}: no scores to compare")
             continue
-        keys = [key] + sorted(k for k in candidate if k.startswith("seahelm/") and k.endswith(f"/{side}")
-                              and k in base)
-        for k in keys:
-            c, b, limit = candidate[k], base[k], tol if k == key else language_tolerance
-            passed = c >= b - limit
+        limits = getattr(config, role)
+        for group, name in checks.items():
+            d = mine.get(f"{group}/overall")
+            if d is None:
+                reasons.append(f"vs {role}, {group}: not in the suite")
+                continue
+            value = getattr(limits, name)
+            required = value if name == "captioning_gain" else -value
+            passed = d["low"] >= required
             ok &= passed
-            if k == key or not passed:
-                where = "overall" if k == key else k.split("/")[1]
-                reasons.append(f"{side} ({where}): candidate {c:.2f} {'>=' if passed else '<'} base {b:.2f} - "
-                               f"tolerance {limit:g}")
+            reasons.append(f"vs {role}, {group} (overall): {_interval(d)}, lower bound "
+                           f"{'>=' if passed else '<'} {required:+.2f} ({name} {value:g})")
+        for key, d in sorted(mine.items()):
+            group, lang = key.split("/")
+            if lang != "overall" and d["high"] < -limits.language_floor:
+                ok = False
+                reasons.append(f"vs {role}, {group} ({lang}): {_interval(d)}, the whole interval below "
+                               f"-{limits.language_floor:g} (language_floor)")
     return GateDecision(promote=ok, reasons=reasons)
+
+
+def model_card(name: str, lineage: dict[str, str], data: dict[str, dict], scores, decision: str) -> str:
+    """The model card stored with a version (README.md): what it was trained on, how it scored beside the base,
+    the champion and the reference models, where the figures depart from SEA-HELM's, and its limits."""
+    roles = scores.roles
+    keys = ["overall/vision", "overall/text", "seahelm/total"] + sorted(
+        {k for t in scores.by_role.values() for k in t if k.startswith("seahelm/") and k.endswith("/score")})
+    keys = [k for k in keys if any(k in t for t in scores.by_role.values())]
+    rows = "".join(f"| {k} | " + " | ".join(f"{scores.by_role[r][k]:.2f}" if k in scores.by_role[r] else "–"
+                                             for r in roles) + " |\n" for k in keys)
+    def count(value) -> str:
+        try:
+            return f"{int(float(value)):,}"
+        except (TypeError, ValueError):
+            return str(value)
+
+    datasets = "".join(f"- {kind}: {count(d.get('rows', '?'))} rows after curation, from `{d.get('uri', '?')}` "
+                       f"(content fingerprint `{str(d.get('fingerprint', ''))[:16]}`)\n" for kind, d in data.items())
+    lineage_lines = "".join(f"- {k}: `{v}`\n" for k, v in sorted(lineage.items()))
+    notes = "".join(f"- {n}\n" for n in scores.notes)
+    return f"""# {name}
+
+A Gemma-3 vision-language model for Southeast Asia: continued pre-training on image-caption pairs, then
+supervised fine-tuning on instruction conversations, starting from `{lineage.get('base_model', '?')}`.
+
+## Training data
+{datasets}
+## Evaluation (SEA-HELM, 0-100)
+| score | {' | '.join(roles)} |
+|---|{'---|' * len(roles)}
+{rows}
+{decision}
+
+Where these figures depart from SEA-HELM's:
+{notes}
+## Limitations
+- Scores are on this run's evaluation suite; compare with published SEA-HELM figures task by task, where the
+  task, metric and language match.
+- Languages and tasks outside the suite were not measured; a model that improves captioning can lose ground on
+  others, which is why the gate weighs text and VQA per language.
+- Greedy decoding; the model can state wrong facts about an image with confidence. Do not use it where a
+  wrong answer causes harm without a person checking it.
+
+## Lineage
+{lineage_lines}
+Load: `mlflow.pyfunc.load_model("models:/{name}/<version>")` (rows with `prompt` and `image` bytes or
+`image_uri`), or `seavl pull models:/{name}/<version> --out DIR` for the save_pretrained folder.
+"""
 
 
 def version_tags(scores: dict[str, dict[str, float]], promote: bool, reasons: str,
@@ -58,21 +150,123 @@ def version_tags(scores: dict[str, dict[str, float]], promote: bool, reasons: st
     """Tags of a registered version: its lineage, the overall scores of candidate and base, the gate's verdict."""
     overall = {f"{role}.{key.split('/')[-1]}": f"{value:.4f}" for role in ("candidate", "base")
                for key, value in scores.get(role, {}).items() if key.startswith("overall/") or key == "seahelm/total"}
-    return {**lineage, **overall, "gate.promote": str(promote).lower(), "gate.reasons": reasons}
+    return {**lineage, **overall, "gate.promote": str(promote).lower(),
+            "gate.reasons": reasons[:4900]}
 
 
-def create_version(name: str, source: str, run_id: str, tags: dict[str, str], description: str = "") -> str:
-    """Register `source` (the uploaded weights) as a new version of `name`, created if needed; returns it."""
+PIP_REQUIREMENTS = ("torch", "transformers", "accelerate", "pillow", "pandas", "fsspec")
+
+
+def _requirements() -> list[str]:
+    """The loader's requirements, pinned to the versions this step runs (a CUDA or CPU build suffix dropped)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in PIP_REQUIREMENTS:
+        try:
+            out.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+def signature():
+    """The request and response of a version (components/common/vlm_pyfunc.py)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    from components.common.vlm_pyfunc import MAX_NEW_TOKENS
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt"), ColSpec("binary", "image", required=False),
+                       ColSpec("string", "image_uri", required=False)]),
+        outputs=Schema([ColSpec("string")]),
+        params=ParamSchema([ParamSpec("max_new_tokens", "long", MAX_NEW_TOKENS)]))
+
+
+def flavor_files(out: Path, weights: Path, card: str, metadata: dict[str, str]) -> Path:
+    """The MLflow model files of a version, everything but the weights: MLmodel (pyfunc, loaded by
+    components/common/vlm_pyfunc.py, copied in as code), requirements, the signature, `checksums.json` (sha256 of
+    every file of the `weights` folder) and the model card (`README.md`)."""
+    import json
+
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
+    from components.common import vlm_pyfunc
+
+    mlflow.pyfunc.save_model(str(out), loader_module="vlm_pyfunc", code_paths=[vlm_pyfunc.__file__],
+                             pip_requirements=_requirements(), signature=signature(), metadata=metadata)
+    (out / vlm_pyfunc.CHECKSUMS).write_text(json.dumps(vlm_pyfunc.checksums(weights), indent=1), encoding="utf-8")
+    (out / "README.md").write_text(card, encoding="utf-8")
+    return out
+
+
+class UploadIncomplete(OSError):
+    """The artifact store does not hold every weight file, at its size, after the upload."""
+
+
+def _uploaded_sizes(client, model_id: str, path: str) -> dict[str, int]:
+    sizes, todo = {}, [path]
+    while todo:
+        folder = todo.pop()
+        for info in client.list_logged_model_artifacts(model_id, folder):
+            if info.is_dir:
+                todo.append(info.path)
+            else:
+                sizes[info.path[len(path) + 1:]] = info.file_size
+    return sizes
+
+
+def log_version(name: str, run_id: str, experiment_id: str, weights: Path, card: str, tags: dict[str, str],
+                metrics: dict[str, float], description: str) -> str:
+    """Upload `weights` (a save_pretrained folder) once, as the `weights/` of an MLflow logged model of run
+    `run_id`, check that the store holds every file at its size, add the flavor files (MLmodel last: a model
+    without it is incomplete), attach `metrics`, and only then create the registered version; returns it.
+    A failed upload leaves the logged model FAILED and no version. Large files go up in parts where the tracking
+    server proxies an S3 store (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD)."""
+    import os
+    import tempfile
+    import time
+
+    import mlflow
+    from mlflow.entities import LoggedModelOutput, Metric
+
+    from components.common import tracking, vlm_pyfunc
+
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    client = tracking.mlflow_client()
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags,
+                                        model_type="vision-language")
+    try:
+        client.log_model_artifacts(logged.model_id, str(weights), vlm_pyfunc.WEIGHTS)
+        local = {p.relative_to(weights).as_posix(): p.stat().st_size for p in weights.rglob("*") if p.is_file()}
+        held = _uploaded_sizes(client, logged.model_id, vlm_pyfunc.WEIGHTS)
+        wrong = sorted(rel for rel, size in local.items() if held.get(rel) != size)
+        if wrong:
+            raise UploadIncomplete(f"the artifact store does not hold {len(wrong)} weight file(s) as uploaded: "
+                                   f"{', '.join(wrong[:5])}")
+        with tempfile.TemporaryDirectory() as tmp:
+            files = flavor_files(Path(tmp) / "model", weights, card, {k: str(v) for k, v in tags.items()})
+            for path in sorted(files.iterdir(), key=lambda p: p.name == "MLmodel"):  # MLmodel last
+                if path.is_dir():
+                    client.log_model_artifacts(logged.model_id, str(path), path.name)
+                else:
+                    client.log_model_artifact(logged.model_id, str(path))
+        now = int(time.time() * 1000)
+        attached = [Metric(k, float(v), now, 0, model_id=logged.model_id) for k, v in sorted(metrics.items())]
+        for start in range(0, len(attached), 1000):
+            client.log_batch(run_id, metrics=attached[start:start + 1000])
+        client.finalize_logged_model(logged.model_id, "READY")
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, "FAILED")
+        raise
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description="Gemma-3 SEA vision-language models")
-    return str(client.create_model_version(name, source=source, run_id=run_id, tags=tags,
-                                           description=description).version)
+    return str(client.create_model_version(name, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags,
+                                           description=description[:5000], model_id=logged.model_id).version)
 
 
 def find_version(name: str, weights_fingerprint: str) -> str | None:
@@ -95,17 +289,21 @@ class PullError(ValueError):
 
 def pull(uri: str, out: Path) -> tuple[str, Path]:
     """Download the registered version `models:/NAME@ALIAS` or `models:/NAME/VERSION` into `out` (absent or empty)
-    as the `save_pretrained` folder it was registered from; returns (the version, the folder). The folder must
-    hold a config.json and safetensors weights, or PullError says what is wrong."""
+    as the `save_pretrained` folder it was registered from, its files checked against the version's checksums,
+    with its model card as README.md; returns (the version, the folder). PullError says what is wrong."""
+    import shutil
+    import tempfile
+
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from components.common import tracking
     from components.common.models import check_weights
+    from components.common.vlm_pyfunc import ChecksumMismatch, weights_folder
 
     if not uri.startswith("models:/") or not (("@" in uri) or uri.rstrip("/").count("/") >= 2):
         raise PullError(f"{uri!r} is not a registered version: give models:/NAME@ALIAS or models:/NAME/VERSION")
-    out = Path(out)
+    out = Path(out).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PullError(f"{out} exists and is not an empty folder: choose a new one")
     client = tracking.mlflow_client()
@@ -119,9 +317,22 @@ def pull(uri: str, out: Path) -> tuple[str, Path]:
             version = client.get_model_version(name, version).version
     except MlflowException as err:
         raise PullError(f"{uri}: no such registered version ({err.message})") from None
-    out.mkdir(parents=True, exist_ok=True)
-    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(out))
-    if not (out / "config.json").exists():
-        raise PullError(f"version {version} of {name} holds no save_pretrained folder (no config.json in {out})")
-    check_weights(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))  # same disk: moved, not copied
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(staging))
+        try:
+            folder = weights_folder(staging)
+        except ChecksumMismatch as err:
+            raise PullError(f"version {version} of {name}: {err}") from None
+        if not (folder / "config.json").exists():
+            raise PullError(f"version {version} of {name} holds no save_pretrained folder (no config.json)")
+        check_weights(folder)
+        if folder != staging and (staging / "README.md").exists() and not (folder / "README.md").exists():
+            (staging / "README.md").rename(folder / "README.md")
+        if out.exists():
+            out.rmdir()
+        folder.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return str(version), out

@@ -50,6 +50,71 @@ def suite_fingerprint(uri: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
+def _canonical(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def normalized(value):
+    """A parameter value as one text whichever way it arrived: KFP hands the values of a dictionary of pipeline
+    parameters over as text (kfp.local writes 8 as "8.0"), a direct call as numbers and booleans."""
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, bool) or value in ("True", "False"):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        value = repr(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return str(int(number)) if number.is_integer() else repr(number)
+    return value
+
+
+def training_fingerprint(fingerprints: dict[str, str], settings: dict) -> str:
+    """What decides the trained weights: the content of the captions, conversations, base model, replay data and
+    evaluation suite (whose images are kept out of the captions), and the curation and training settings. Equal
+    fingerprints train the same model, so a scheduled run may skip (skip_if_unchanged)."""
+    import hashlib
+
+    inputs = {k: fingerprints.get(k, "") for k in ("caption", "sft", "base", "replay", "eval")}
+    return hashlib.sha256(_canonical({"inputs": inputs, "settings": normalized(settings)}).encode()).hexdigest()
+
+
+# what a run's configuration hash leaves out: its code version (a tag of its own), where it is tracked, and
+# switches that change how much is recomputed, not what comes out
+NOT_CONFIGURATION = {"git_commit", "mlflow_experiment", "skip_if_unchanged", "reuse_training"}
+
+
+def config_hash(parameters: dict) -> str:
+    """A hash of a run's parameters (NOT_CONFIGURATION left out): runs with the same configuration share it."""
+    import hashlib
+
+    kept = {k: normalized(v) for k, v in parameters.items() if k not in NOT_CONFIGURATION}
+    return hashlib.sha256(_canonical(kept).encode()).hexdigest()[:16]
+
+
+def skip_decision(skip_if_unchanged: bool, training: str, champion_version: str, champion_training: str
+                  ) -> tuple[bool, str]:
+    """(skip, why): skip training, evaluation and registration only when asked to and the champion was trained
+    from the same training fingerprint."""
+    if not champion_version:
+        return False, "no champion yet: training"
+    if training != champion_training:
+        was = f"{champion_training[:12]}" if champion_training else "not recorded"
+        return False, (f"training inputs changed since champion version {champion_version} (training fingerprint "
+                       f"{training[:12]}, champion's {was}): training")
+    if not skip_if_unchanged:
+        return False, (f"training inputs unchanged since champion version {champion_version}, but "
+                       "skip_if_unchanged is false: training")
+    return True, (f"skipped: the data, base model, evaluation suite and settings are unchanged since champion "
+                  f"version {champion_version} was trained (training fingerprint {training[:12]}): nothing to "
+                  "train, evaluate or register")
+
+
 RESERVED_ROLES = {"candidate", "base", "cpt", "champion"}
 
 

@@ -58,7 +58,7 @@ def train_cpt(
     run_id, steps = train_stage("cpt", base_model, base_fingerprint, captions.uri if nodes > 1 else captions.path,
                                 captions.metadata.get("fingerprint", captions.uri), replay_data, replay_fingerprint,
                                 training, checkpoint_root, gpus, nodes, node_selector, cache_salt, model.path,
-                                model.uri, metrics)
+                                model.uri, metrics, captions.metadata.get("rows"))
     model.metadata.update({"stage": "cpt", "base_model": base_model, "steps": steps})
     return (run_id,)
 
@@ -104,6 +104,6 @@ def train_sft(
                                 conversations.uri if remote else conversations.path,
                                 conversations.metadata.get("fingerprint", conversations.uri), replay_data,
                                 replay_fingerprint, training, checkpoint_root, gpus, nodes, node_selector, cache_salt,
-                                model.path, model.uri, metrics)
+                                model.path, model.uri, metrics, conversations.metadata.get("rows"))
     model.metadata.update({"stage": "sft", "steps": steps})
     return (run_id,)

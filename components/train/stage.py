@@ -20,6 +20,19 @@ def checkpoint_uri(root: str, stage: str, *inputs: str) -> str:
     return storage.join(root, stage, key)
 
 
+def _dataset(stage: str, data: str, data_id: str, rows: int | None):
+    from components.common.records import mlflow_columns
+    from components.common.tracking import DatasetRef
+
+    try:
+        columns = mlflow_columns(data)
+    except (OSError, ValueError) as err:  # a JSONL input given to `seavl train`: no footer to read
+        log.info("no column types for %s: %s", data, err)
+        columns = {}
+    name = {"cpt": "curated-captions", "sft": "curated-conversations"}.get(stage, f"{stage}-data")
+    return DatasetRef(name, data, data_id, rows, columns)
+
+
 def processes_for(gpus: int) -> int:
     """One training process per GPU the pod can see (at most `gpus`); one on a CPU-only machine."""
     import torch
@@ -29,8 +42,10 @@ def processes_for(gpus: int) -> int:
 
 def train_stage(stage: str, init_model: str, init_id: str, data: str, data_id: str, replay_data: str,
                 replay_id: str, training: dict, checkpoint_root: str, gpus: int, nodes: int, node_selector: dict,
-                cache_salt: str, out: str, out_uri: str, kfp_metrics) -> tuple[str, int]:
-    """Returns (MLflow run id, optimizer steps). One node: trains in this pod. More: a TrainJob (trainjob.py)."""
+                cache_salt: str, out: str, out_uri: str, kfp_metrics, data_rows: int | None = None
+                ) -> tuple[str, int]:
+    """Returns (MLflow run id, optimizer steps). One node: trains in this pod. More: a TrainJob (trainjob.py).
+    The curated data is logged as the run's dataset input (its metadata: `data_id` as digest, `data_rows`)."""
     from components.common.tracking import tracked_step
     from components.train.launch import launch, spec
     from components.train.loop import TrainConfig
@@ -49,7 +64,9 @@ def train_stage(stage: str, init_model: str, init_id: str, data: str, data_id: s
         finally:
             if monitor is not None:
                 monitor.finish()
-        step.record(result.logged(stage, cfg, init_model=init_id, data=data_id), kfp_metrics=kfp_metrics)
+        logged = result.logged(stage, cfg, init_model=init_id, data=data_id)
+        logged.datasets.append(_dataset(stage, data, data_id, data_rows))
+        step.record(logged, kfp_metrics=kfp_metrics)
     if ckpt and storage.exists(ckpt):   # the model is saved: its checkpoints are no longer needed
         fs, path = storage.filesystem(ckpt)
         fs.rm(path, recursive=True)

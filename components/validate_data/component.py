@@ -70,7 +70,7 @@ def merge_data(
     report: Output[HTML],
     metrics: Output[Metrics],
     eval_fingerprint: str = "",
-) -> NamedTuple("Outputs", data_fingerprint=str, mlflow_run_id=str):
+) -> NamedTuple("Outputs", data_fingerprint=str, rows=int, mlflow_run_id=str):
     """Deduplicate across groups, run the dataset expectations (great-expectations), write the curated dataset.
 
     Args:
@@ -86,6 +86,7 @@ def merge_data(
 
     Returns:
         data_fingerprint: content fingerprint of the curated dataset (lineage of every model trained on it).
+        rows: the rows curated.
         mlflow_run_id: the id of this step's MLflow run.
     """
     import tempfile
@@ -105,4 +106,4 @@ def merge_data(
         step.record(result.logged(input_uri, cfg, out), kfp_metrics=metrics)
     curated.metadata.update({"rows": result.rows_curated, "fingerprint": result.fingerprint, "kind": result.kind})
     quarantine.metadata.update({"rows": result.rows_quarantined, "reasons": result.reasons})
-    return (result.fingerprint, step.run_id)
+    return (result.fingerprint, result.rows_curated, step.run_id)
