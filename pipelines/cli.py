@@ -17,6 +17,7 @@
                    [--namespace NS] [--token TOKEN]          retrain on a schedule: a KFP recurring run
     seavl schedules --host URL [--experiment NAME] [--namespace NS] [--token TOKEN]   the recurring runs
     seavl unschedule ID --host URL [--namespace NS] [--token TOKEN]                   delete one
+    seavl compare [--last N | RUN_ID ...] [--experiment NAME] [--plot FILE]   pipeline runs side by side
 """
 from __future__ import annotations
 
@@ -475,13 +476,11 @@ def schedule(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
     import yaml
 
     from pipelines import kfp_client
-    from pipelines.sealion_vl import sealion_vl
 
     try:
         cron_used = kfp_client.normalise_cron(cron)
         args = pipeline_arguments(config, param)
-        if "skip_if_unchanged" in (sealion_vl.component_spec.inputs or {}):
-            args.setdefault("skip_if_unchanged", True)
+        args.setdefault("skip_if_unchanged", True)
         args.setdefault("git_commit", git_commit())
         client = kfp_client.connect(host, namespace, token)
         with tempfile.TemporaryDirectory(prefix="seavl-schedule-") as tmp:
@@ -540,6 +539,55 @@ def unschedule(schedule_id: str = typer.Argument(..., metavar="ID", help="the re
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"removed {gone['id']} ({gone['name']}, cron '{gone['cron']}')")
+
+
+@app.command("compare")
+def compare_runs(run_ids: list[str] = typer.Argument(None, metavar="[RUN_ID ...]", help="MLflow or KFP ids of "
+                                                     "pipeline runs"),
+                 last: int | None = typer.Option(None, "--last", help="the N most recent pipeline runs (default 2)"),
+                 experiment: str | None = typer.Option(None, "--experiment", help="only runs of this MLflow "
+                                                       "experiment (with --last)"),
+                 plot_file: Path = typer.Option(Path("compare.png"), "--plot", help="where the plot goes (PNG)")):
+    """Pipeline runs side by side from MLflow: the parameters that differ, the candidate's scores per benchmark
+    and language, the gate's decision; and a plot of the headline scores.
+
+    Exit status 0, or 2 when the tracking server cannot be reached or a run is unknown."""
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.common import tracking
+    from pipelines import compare as cmp
+
+    try:
+        if run_ids and last:
+            raise ValueError("give run ids or --last, not both")
+        if last is not None and last < 1:
+            raise ValueError(f"--last must be at least 1, got {last}")
+        tracking.check_reachable()
+        runs = cmp.by_id(run_ids) if run_ids else cmp.latest(last or 2, experiment)
+    except (tracking.TrackingUnavailable, cmp.UnknownRun, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if not runs:
+        typer.echo("error: no pipeline runs found" + (f" in experiment {experiment}" if experiment else ""),
+                   err=True)
+        raise typer.Exit(2)
+    table = Table(title=f"{len(runs)} pipeline run(s), newest first" if not run_ids else "pipeline runs")
+    table.add_column("")
+    for run in runs:
+        table.add_column(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.started / 1000)), justify="right")
+    table.add_row("MLflow run", *[r.parent_run_id[:12] for r in runs])
+    table.add_row("[bold]decision[/]", *[cmp.decision(r) for r in runs])
+    for name, values in cmp.differing_params(runs).items():
+        table.add_row(f"param {name}", *[v if len(v) <= 40 else v[:37] + "..." for v in values])
+    for key in cmp.headline_keys(runs):   # a benchmark's row is named task/lang: its headline metric
+        label = key if key.startswith(("overall/", "seahelm/")) else key.rsplit("/", 1)[0]
+        table.add_row(label, *[f"{r.scores['candidate'][key]:.2f}" if key in r.scores.get("candidate", {}) else "–"
+                             for r in runs])
+    Console().print(table)
+    typer.echo(f"plot: {cmp.plot(runs, plot_file)}")
 
 
 def show_result(kfp_run_id: str) -> None:

@@ -17,6 +17,8 @@ class RunResult:
     champion: str
     reused: dict[str, str] = field(default_factory=dict)  # step -> the earlier step run KFP's cache served
     skipped: str = ""   # why nothing was trained (skip_if_unchanged), '' when the run trained
+    params: dict[str, str] = field(default_factory=dict)  # the pipeline run's parameters
+    started: int = 0    # start time, ms since the epoch
 
     @property
     def roles(self) -> list[str]:
@@ -40,6 +42,13 @@ def for_run(kfp_run_id: str) -> RunResult:
     parent = tracking.find_pipeline_run(client, kfp_run_id)
     if parent is None:
         raise RuntimeError(f"no MLflow pipeline run for KFP run {kfp_run_id} at {tracking.tracking_uri()}")
+    return from_run(client, parent)
+
+
+def from_run(client, parent) -> RunResult:
+    """The result of the MLflow pipeline run `parent`."""
+    from components.common import tracking
+
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     by_step = {c.data.tags.get(tracking.STEP_TAG): c for c in children}
@@ -60,4 +69,4 @@ def for_run(kfp_run_id: str) -> RunResult:
         name = parent.data.params.get("registered_model_name", "")
         champion = (tracking.champion(name)[0] or "none") if name else "none"
     return RunResult(parent.info.run_name, parent.info.run_id, scores, name, version, gate, champion, reused,
-                     skipped)
+                     skipped, dict(parent.data.params), parent.info.start_time)

@@ -233,11 +233,12 @@ def _sha256(fs, path: str) -> str:
     return h.hexdigest()
 
 
-def fingerprint(uri: str) -> str:
+def fingerprint(uri: str, hashes: dict[str, str] | None = None) -> str:
     """A sha256 identifying the content at `uri` (a file, or every file under a folder or prefix): each file's
     name relative to `uri`, its size, and a content hash (local files) or its ETag (remote objects). The same
     content under another root gives the same fingerprint; any added, removed, renamed or changed file gives
-    another. FileNotFoundError when nothing is there."""
+    another. `hashes` ({relative name: sha256}) are local files' hashes already computed, so that they are not
+    read twice. FileNotFoundError when nothing is there."""
     fs, path = filesystem(uri)
     listing = _listing(fs, path)
     if not listing:
@@ -246,6 +247,6 @@ def fingerprint(uri: str) -> str:
     h = hashlib.sha256()
     for rel in sorted(listing):
         info = listing[rel]
-        content = _version_token(fs, info) if remote else _sha256(fs, info["name"])
+        content = _version_token(fs, info) if remote else (hashes or {}).get(rel) or _sha256(fs, info["name"])
         h.update(json.dumps([rel, info.get("size"), content]).encode())
     return h.hexdigest()

@@ -118,17 +118,22 @@ def kfp_run_id() -> str:
     return os.environ.get(RUN_ID_ENV, "")
 
 
-def find_pipeline_run(client, run_id: str):
-    """The pipeline run tagged with KFP run id `run_id`, in any experiment, or None."""
-    if not run_id:
-        return None
+def experiment_ids(client) -> list[str]:
+    """The ids of every experiment on the tracking server."""
     ids, token = [], None
     while True:
         page = client.search_experiments(max_results=1000, page_token=token)
         ids += [e.experiment_id for e in page]
         token = page.token
         if not token:
-            break
+            return ids
+
+
+def find_pipeline_run(client, run_id: str):
+    """The pipeline run tagged with KFP run id `run_id`, in any experiment, or None."""
+    if not run_id:
+        return None
+    ids = experiment_ids(client)
     for start in range(0, len(ids), 100):
         found = client.search_runs(ids[start:start + 100], filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{run_id}'",
                                    max_results=1, order_by=["attributes.start_time ASC"])
@@ -177,7 +182,7 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
     _log_batch(mlflow_client(), run_id, tags=tags)
 
 
-def log_params(run_id: str, params: dict) -> None:
+def record_params(run_id: str, params: dict) -> None:
     """Log `params` on a run (dictionaries as JSON), e.g. a pipeline run's parameters."""
     _log_batch(mlflow_client(), run_id, params={k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list))
                                                 else v for k, v in params.items()})
@@ -230,9 +235,13 @@ class DatasetRef:
 
         uri = self.uri if is_remote(self.uri) else Path(self.uri).absolute().as_uri()
         try:
+            import warnings
+
             from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-            source = resolve_dataset_source(uri)
+            with warnings.catch_warnings():   # a local URI matches two equivalent sources; either will do
+                warnings.simplefilter("ignore")
+                source = resolve_dataset_source(uri)
         except Exception:  # a scheme no dataset source knows: name it by URL
             from mlflow.data.http_dataset_source import HTTPDatasetSource
 
@@ -244,6 +253,9 @@ class DatasetRef:
             @property
             def profile(self):
                 return {"num_rows": rows} if rows is not None else None
+
+            def to_dict(self):
+                return {**super().to_dict(), **({"profile": json.dumps(self.profile)} if self.profile else {})}
 
         dataset = _Dataset(source, name=self.name, digest=self.digest[:36], schema=schema)
         # MLflow keeps 36 characters of a digest: the whole fingerprint is a tag of the input
@@ -395,10 +407,6 @@ class StepRun:
             Path(kfp_metrics.path).parent.mkdir(parents=True, exist_ok=True)
             Path(kfp_metrics.path).write_text(json.dumps(kfp_metrics.metadata, indent=1))
 
-    @property
-    def experiment_id(self) -> str:
-        return self.client.get_run(self.run_id).info.experiment_id
-
     def artifact_uri(self, artifact_path: str) -> str:
         return f"{self.client.get_run(self.run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
 
@@ -443,6 +451,74 @@ def tracked_step(step: str) -> Iterator[StepRun]:
             log.error("could not record the failure of step %s in MLflow: %s", step, tracking_err)
         raise
     client.set_terminated(run_id, status="FINISHED")
+
+
+class UploadIncomplete(OSError):
+    """The artifact store does not hold every weight file, at its size, after the upload."""
+
+
+def _uploaded_sizes(client, model_id: str, path: str) -> dict[str, int]:
+    sizes, todo = {}, [path]
+    while todo:
+        folder = todo.pop()
+        for info in client.list_logged_model_artifacts(model_id, folder):
+            if info.is_dir:
+                todo.append(info.path)
+            else:
+                sizes[info.path[len(path) + 1:]] = info.file_size
+    return sizes
+
+
+def log_model_version(name: str, run_id: str, weights: Path, files: Path, tags: dict[str, str],
+                      metrics: dict[str, float], description: str) -> str:
+    """Register a model version of `name`: upload `weights` (a save_pretrained folder) once, as the `weights/` of
+    an MLflow logged model of run `run_id`, check that the store holds every file at its size, add the MLflow model
+    `files` (components/register/core.py flavor_files; MLmodel last: a model without it is incomplete), attach
+    `metrics`, and only then create the version; returns it. A failed upload leaves the logged model FAILED and no
+    version. Large files go up in parts where the tracking server proxies an S3 store
+    (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD)."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput, Metric
+
+    from components.common import vlm_pyfunc
+
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    client = mlflow_client()
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags,
+                                        model_type="vision-language")
+    try:
+        client.log_model_artifacts(logged.model_id, str(weights), vlm_pyfunc.WEIGHTS)
+        local = {p.relative_to(weights).as_posix(): p.stat().st_size for p in weights.rglob("*") if p.is_file()}
+        held = _uploaded_sizes(client, logged.model_id, vlm_pyfunc.WEIGHTS)
+        wrong = sorted(rel for rel, size in local.items() if held.get(rel) != size)
+        if wrong:
+            raise UploadIncomplete(f"the artifact store does not hold {len(wrong)} weight file(s) as uploaded: "
+                                   f"{', '.join(wrong[:5])}")
+        for path in sorted(files.iterdir(), key=lambda p: p.name == "MLmodel"):  # MLmodel last
+            if path.is_dir():
+                client.log_model_artifacts(logged.model_id, str(path), path.name)
+            else:
+                client.log_model_artifact(logged.model_id, str(path))
+        now = int(time.time() * 1000)
+        attached = [Metric(k, float(v), now, 0, model_id=logged.model_id) for k, v in sorted(metrics.items())]
+        for start in range(0, len(attached), 1000):
+            client.log_batch(run_id, metrics=attached[start:start + 1000])
+        client.finalize_logged_model(logged.model_id, "READY")
+    except BaseException:
+        try:
+            client.finalize_logged_model(logged.model_id, "FAILED")
+        except Exception as err:  # keep the upload's own error in front
+            log.error("could not mark logged model %s FAILED: %s", logged.model_id, err)
+        raise
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    try:
+        client.create_registered_model(name, description="Gemma-3 SEA vision-language models")
+    except mlflow.exceptions.MlflowException as err:   # registered before (by any run): anything else is raised
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return str(client.create_model_version(name, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags,
+                                           description=description[:5000], model_id=logged.model_id).version)
 
 
 def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:

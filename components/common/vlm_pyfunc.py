@@ -1,15 +1,19 @@
 """The MLflow flavor of a registered model version: `mlflow.pyfunc.load_model("models:/NAME@champion")`.
 
 A version is an MLflow model whose `weights/` folder is the `save_pretrained` folder training wrote (bf16
-safetensors, config, processor), with `checksums.json` (sha256 of every file in it) and `model_card.md` beside.
+safetensors, config, processor), with `checksums.json` (sha256 of every file in it) and the model card
+(`README.md`) beside. Loading checks the checksums (SEAVL_VERIFY_CHECKSUMS=0 skips that, e.g. in a server whose
+copy was checked when it was downloaded).
 This module is the version's loader (MLflow's `loader_module` workflow); it is copied into each version
 (`code/`), so loading needs torch, transformers, pillow and pandas, not this project.
 
 Request: rows (a pandas DataFrame, or a list of dicts) with
     prompt     str, required: the user's message
     image      bytes, optional: the image (any format Pillow reads)
-    image_uri  str, optional: where the image is instead (a local path, file://, http(s)://, or s3:// and any
-               other fsspec URI when fsspec is installed)
+    image_uri  str, optional: where the image is instead; the schemes a server follows are listed in
+               SEAVL_IMAGE_URI_SCHEMES (default "https,s3,gs"; add "file" for local paths, "http" for plain
+               HTTP), so that a caller cannot make a served model read its local files or internal addresses;
+               at most SEAVL_MAX_IMAGE_BYTES (default 50 MB) are read
 A row with neither is a text-only request. Params: `max_new_tokens` (default 128).
 Response: one generated string per row, greedy, without special tokens.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 WEIGHTS = "weights"
@@ -30,13 +35,16 @@ class ChecksumMismatch(OSError):
     """A downloaded file differs from the one registered."""
 
 
-def weights_folder(root: Path) -> Path:
+def weights_folder(root: Path, check: bool = True) -> Path:
     """The save_pretrained folder of a downloaded version, its files checked against the registered checksums
-    (ChecksumMismatch names any that differ); `root` itself when it is a plain save_pretrained folder."""
+    (ChecksumMismatch names any that differ, or a version without them); `root` itself when it is a plain
+    save_pretrained folder."""
     root = Path(root)
     if not (root / "MLmodel").exists():
         return root
-    if (root / CHECKSUMS).exists():
+    if not (root / CHECKSUMS).exists():
+        raise ChecksumMismatch(f"{root} has no {CHECKSUMS}: its weights cannot be checked")
+    if check:
         verify(root / WEIGHTS, json.loads((root / CHECKSUMS).read_text(encoding="utf-8")))
     return root / WEIGHTS
 
@@ -75,7 +83,7 @@ class VisionLanguageModel:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        folder = weights_folder(root)
+        folder = weights_folder(root, check=os.environ.get("SEAVL_VERIFY_CHECKSUMS", "1") != "0")
         cuda = torch.cuda.is_available()
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=False)
         self.model = AutoModelForImageTextToText.from_pretrained(
@@ -153,14 +161,26 @@ def _image(row: dict):
 
 
 def _read(uri: str) -> bytes:
-    if uri.startswith(("http://", "https://")):
+    """The bytes at `uri`, if its scheme is allowed (module docstring) and it is not too large."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    allowed = {s.strip().lower() for s in os.environ.get("SEAVL_IMAGE_URI_SCHEMES", "https,s3,gs").split(",")}
+    if scheme not in allowed:
+        raise ValueError(f"image_uri scheme {scheme!r} is not allowed here (SEAVL_IMAGE_URI_SCHEMES: "
+                         f"{','.join(sorted(allowed))}); send the image's bytes as `image`")
+    limit = int(os.environ.get("SEAVL_MAX_IMAGE_BYTES", 50 * 1024 * 1024))
+    if scheme in ("http", "https"):
         from urllib.request import urlopen
 
-        with urlopen(uri, timeout=60) as resp:  # noqa: S310 (the caller chose the URI)
-            return resp.read()
-    if "://" in uri and not uri.startswith("file://"):
+        with urlopen(uri, timeout=60) as f:  # noqa: S310 (the scheme is on the allow list)
+            data = f.read(limit + 1)
+    elif scheme == "file":
+        with open(uri.removeprefix("file://"), "rb") as f:
+            data = f.read(limit + 1)
+    else:
         import fsspec
 
         with fsspec.open(uri, "rb") as f:
-            return f.read()
-    return Path(uri.removeprefix("file://")).read_bytes()
+            data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"the image at {uri} is larger than {limit} bytes (SEAVL_MAX_IMAGE_BYTES)")
+    return data

@@ -21,11 +21,11 @@ def gate(scores: Input[Artifact], settings: dict, reasons: Output[Markdown]) -> 
     from pathlib import Path
 
     from components.common.scores import Scores
-    from components.register.core import GateConfig, decide
+    from components.register.core import GateConfig, decide, gated_groups
 
     side_by_side = Scores.from_json(Path(scores.path).read_text(encoding="utf-8"))
     decision = decide(side_by_side.groups, GateConfig(**settings),
-                      compare_champion="champion" in side_by_side.by_role)
+                      compare_champion="champion" in side_by_side.by_role, expected=gated_groups(side_by_side))
     Path(reasons.path).write_text(decision.markdown(), encoding="utf-8")
     print("\n".join(decision.reasons))
     return decision.promote
@@ -58,24 +58,27 @@ def register(
         The model version: a new one, or the version already registered with the same weights (by content
         fingerprint), whichever pipeline run registered it. Either way it gets the `challenger` alias.
     """
+    import tempfile
     from pathlib import Path
 
     from components.common import storage
     from components.common.images import running_image
     from components.common.scores import Scores
-    from components.common.tracking import Logged, kfp_run_id, tracked_step
+    from components.common.tracking import Logged, kfp_run_id, log_model_version, tracked_step
+    from components.common.vlm_pyfunc import checksums
     from components.register.core import (
         CHALLENGER,
         WEIGHTS_TAG,
         find_version,
-        log_version,
+        flavor_files,
         model_card,
         set_champion,
         version_tags,
     )
 
     reasons = Path(gate_reasons.path).read_text(encoding="utf-8")
-    weights = storage.fingerprint(candidate.path)
+    sums = checksums(Path(candidate.path))   # read once: 54 GB for a 27B model
+    weights = storage.fingerprint(candidate.path, hashes=sums)
     lineage = {**{k: str(v) for k, v in lineage.items()}, "pipeline_run_id": kfp_run_id(), "image": running_image(),
                WEIGHTS_TAG: weights}
     side_by_side = Scores.from_json(Path(scores.path).read_text(encoding="utf-8"))
@@ -90,10 +93,11 @@ def register(
             data = {kind: {field: training_data.get(f"{kind}_{field}", "?") for field in ("uri", "rows", "fingerprint")}
                     for kind in ("captions", "conversations")}
             card = model_card(registered_model_name, lineage, data, side_by_side, reasons)
-            version = log_version(registered_model_name, step.run_id, step.experiment_id, Path(candidate.path), card,
-                                  version_tags(side_by_side.by_role, promote, reasons, lineage),
-                                  {f"eval/{k}": v for k, v in side_by_side.by_role["candidate"].items()},
-                                  description=reasons)
+            tags = version_tags(side_by_side.by_role, promote, reasons, lineage)
+            files = flavor_files(Path(tempfile.mkdtemp()) / "model", sums, card, tags)
+            version = log_model_version(registered_model_name, step.run_id, Path(candidate.path), files, tags,
+                                        {f"eval/{k}": v for k, v in side_by_side.by_role["candidate"].items()},
+                                        description=reasons)
         set_champion(registered_model_name, version, alias=CHALLENGER)
         step.record(Logged(tags={"registered.version": version, "registered.reused": str(bool(known)).lower()}))
     if known:

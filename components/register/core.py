@@ -35,9 +35,11 @@ class Thresholds(BaseModel):
 
 
 class GateConfig(BaseModel):
-    """The promotion gate (pipeline parameter `gate`). The defaults are the release's thresholds: captioning may
-    not be worse, text may lose at most 1 point and multiple-choice VQA at most 3, against the base and against
-    the current champion; no language may collapse by more than 5 points in any group."""
+    """The promotion gate (pipeline parameter `gate`). The defaults are the release's thresholds, against the base
+    and against the current champion alike: captioning must be shown to be at least as good (the interval's lower
+    bound at least 0, so a champion gives way only to a candidate whose captioning is measurably not worse); text
+    must be shown to lose at most 1 point and multiple-choice VQA at most 3; and no language may be worse by more
+    than 5 points in any group beyond doubt (its whole interval below -5)."""
     model_config = ConfigDict(extra="forbid")
 
     base: Thresholds = Thresholds()
@@ -54,16 +56,32 @@ class GateDecision:
         return f"Gate: {verdict}\n\n" + "".join(f"- {r}\n" for r in self.reasons)
 
 
+def gated_groups(scores) -> set[str]:
+    """The gate's groups (captioning, vqa, text) the candidate was scored on in a language SEA-HELM aggregates."""
+    from components.evaluate.seahelm import tasks as sh
+    from components.evaluate.seahelm.bootstrap import group_of
+
+    out = set()
+    for key in scores.by_role.get("candidate", {}):
+        task, _, rest = key.partition("/")
+        if task in sh.prompts() and rest.split("/")[0] in sh.prompts()[task]["languages"]:
+            out.add(group_of(task, sh.prompts()))
+    return out
+
+
 def _interval(d: dict) -> str:
     return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
 
 
-def decide(groups: dict[str, dict], config: GateConfig, compare_champion: bool = True) -> GateDecision:
+def decide(groups: dict[str, dict], config: GateConfig, compare_champion: bool = True,
+           expected: set[str] | None = None) -> GateDecision:
     """The gate's verdict on the candidate's differences (`groups`: "<role>/<group>/<lang | overall>" ->
     {"mean", "low", "high", "n"}, 95% intervals) against the base and, when there is one, the champion: each
     overall group's lower bound against its threshold (the aggregates pool many items: the candidate must show it
     is within them), and every language's groups against the floor (one language is scored on fewer items: it
-    fails only when its whole interval lies below the floor). Nothing to compare with the base never promotes."""
+    fails only when its whole interval lies below the floor). Nothing to compare with the base never promotes, and
+    neither does a group the candidate was scored on (`expected`: captioning, vqa, text) that has no paired
+    difference (replies missing, or ids that do not match)."""
     checks = {"captioning": "captioning_gain", "vqa": "vqa_regression", "text": "text_regression"}
     reasons, ok = [], True
     roles = ["base"] + (["champion"] if compare_champion else [])
@@ -79,7 +97,10 @@ def decide(groups: dict[str, dict], config: GateConfig, compare_champion: bool =
         for group, name in checks.items():
             d = mine.get(f"{group}/overall")
             if d is None:
-                reasons.append(f"vs {role}, {group}: not in the suite")
+                missing = group in (expected or set())
+                ok &= not missing
+                reasons.append(f"vs {role}, {group}: " + ("scored, but no item pairs with the other model's: "
+                                                          "cannot be judged" if missing else "not in the suite"))
                 continue
             value = getattr(limits, name)
             required = value if name == "captioning_gain" else -value
@@ -154,7 +175,7 @@ def version_tags(scores: dict[str, dict[str, float]], promote: bool, reasons: st
             "gate.reasons": reasons[:4900]}
 
 
-PIP_REQUIREMENTS = ("torch", "transformers", "accelerate", "pillow", "pandas", "fsspec")
+PIP_REQUIREMENTS = ("torch", "transformers", "accelerate", "pillow", "pandas", "fsspec", "s3fs")
 
 
 def _requirements() -> list[str]:
@@ -184,10 +205,10 @@ def signature():
         params=ParamSchema([ParamSpec("max_new_tokens", "long", MAX_NEW_TOKENS)]))
 
 
-def flavor_files(out: Path, weights: Path, card: str, metadata: dict[str, str]) -> Path:
+def flavor_files(out: Path, checksums: dict[str, str], card: str, metadata: dict[str, str]) -> Path:
     """The MLflow model files of a version, everything but the weights: MLmodel (pyfunc, loaded by
     components/common/vlm_pyfunc.py, copied in as code), requirements, the signature, `checksums.json` (sha256 of
-    every file of the `weights` folder) and the model card (`README.md`)."""
+    every file of the weights folder: vlm_pyfunc.checksums) and the model card (`README.md`)."""
     import json
 
     import mlflow
@@ -196,77 +217,9 @@ def flavor_files(out: Path, weights: Path, card: str, metadata: dict[str, str]) 
 
     mlflow.pyfunc.save_model(str(out), loader_module="vlm_pyfunc", code_paths=[vlm_pyfunc.__file__],
                              pip_requirements=_requirements(), signature=signature(), metadata=metadata)
-    (out / vlm_pyfunc.CHECKSUMS).write_text(json.dumps(vlm_pyfunc.checksums(weights), indent=1), encoding="utf-8")
+    (out / vlm_pyfunc.CHECKSUMS).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
     (out / "README.md").write_text(card, encoding="utf-8")
     return out
-
-
-class UploadIncomplete(OSError):
-    """The artifact store does not hold every weight file, at its size, after the upload."""
-
-
-def _uploaded_sizes(client, model_id: str, path: str) -> dict[str, int]:
-    sizes, todo = {}, [path]
-    while todo:
-        folder = todo.pop()
-        for info in client.list_logged_model_artifacts(model_id, folder):
-            if info.is_dir:
-                todo.append(info.path)
-            else:
-                sizes[info.path[len(path) + 1:]] = info.file_size
-    return sizes
-
-
-def log_version(name: str, run_id: str, experiment_id: str, weights: Path, card: str, tags: dict[str, str],
-                metrics: dict[str, float], description: str) -> str:
-    """Upload `weights` (a save_pretrained folder) once, as the `weights/` of an MLflow logged model of run
-    `run_id`, check that the store holds every file at its size, add the flavor files (MLmodel last: a model
-    without it is incomplete), attach `metrics`, and only then create the registered version; returns it.
-    A failed upload leaves the logged model FAILED and no version. Large files go up in parts where the tracking
-    server proxies an S3 store (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD)."""
-    import os
-    import tempfile
-    import time
-
-    import mlflow
-    from mlflow.entities import LoggedModelOutput, Metric
-
-    from components.common import tracking, vlm_pyfunc
-
-    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
-    client = tracking.mlflow_client()
-    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags,
-                                        model_type="vision-language")
-    try:
-        client.log_model_artifacts(logged.model_id, str(weights), vlm_pyfunc.WEIGHTS)
-        local = {p.relative_to(weights).as_posix(): p.stat().st_size for p in weights.rglob("*") if p.is_file()}
-        held = _uploaded_sizes(client, logged.model_id, vlm_pyfunc.WEIGHTS)
-        wrong = sorted(rel for rel, size in local.items() if held.get(rel) != size)
-        if wrong:
-            raise UploadIncomplete(f"the artifact store does not hold {len(wrong)} weight file(s) as uploaded: "
-                                   f"{', '.join(wrong[:5])}")
-        with tempfile.TemporaryDirectory() as tmp:
-            files = flavor_files(Path(tmp) / "model", weights, card, {k: str(v) for k, v in tags.items()})
-            for path in sorted(files.iterdir(), key=lambda p: p.name == "MLmodel"):  # MLmodel last
-                if path.is_dir():
-                    client.log_model_artifacts(logged.model_id, str(path), path.name)
-                else:
-                    client.log_model_artifact(logged.model_id, str(path))
-        now = int(time.time() * 1000)
-        attached = [Metric(k, float(v), now, 0, model_id=logged.model_id) for k, v in sorted(metrics.items())]
-        for start in range(0, len(attached), 1000):
-            client.log_batch(run_id, metrics=attached[start:start + 1000])
-        client.finalize_logged_model(logged.model_id, "READY")
-    except BaseException:
-        client.finalize_logged_model(logged.model_id, "FAILED")
-        raise
-    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description="Gemma-3 SEA vision-language models")
-    return str(client.create_model_version(name, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags,
-                                           description=description[:5000], model_id=logged.model_id).version)
 
 
 def find_version(name: str, weights_fingerprint: str) -> str | None:

@@ -59,8 +59,8 @@ def snapshot(
         champion_version: the registered version that is champion now ('' when none).
         champion_uri: models:/<name>/<version> of the champion ('' when none).
         cache_salt: '' when earlier training may be reused, else a value new to this run.
-        training_fingerprint: what decides the trained weights: the inputs' content and the curation and training
-            settings.
+        training_fingerprint: what decides the trained weights: the inputs' content, the curation and training
+            settings, the training GPUs and the code version.
         config_hash: a hash of every parameter of the run (its configuration).
         skip: true when skip_if_unchanged and the champion was trained from the same training fingerprint.
         skip_reason: why the run trains or skips, in words.
@@ -83,13 +83,16 @@ def snapshot(
                   "skip_if_unchanged": skip_if_unchanged, "mlflow_experiment": mlflow_experiment,
                   "languages": languages, "caption_validation": caption_validation,
                   "sft_validation": sft_validation, "cpt_training": cpt_training, "sft_training": sft_training}
-    tracking.log_params(pipeline_run, normalized(parameters))
+    tracking.record_params(pipeline_run, normalized(parameters))
     fingerprints = fingerprint_inputs({"caption": caption_manifest, "sft": sft_conversations,
                                        "base": base_model, "replay": replay_data})
     fingerprints["eval"] = suite_fingerprint(eval_suite)
+    # the GPUs set the global batch (batch_size is per GPU), and the code version the training code itself
     training = training_fingerprint(fingerprints, {"languages": languages, "caption_validation": caption_validation,
                                                    "sft_validation": sft_validation, "cpt_training": cpt_training,
-                                                   "sft_training": sft_training})
+                                                   "sft_training": sft_training,
+                                                   **{k: settings.get(k, "") for k in ("train_gpus", "train_nodes",
+                                                                                       "git_commit")}})
     version, uri = tracking.champion(registered_model_name)
     champion_training = tracking.version_tag(registered_model_name, version, "training_fingerprint") if version else ""
     skip, reason = skip_decision(skip_if_unchanged, training, version, champion_training)

@@ -58,26 +58,30 @@ def _canonical(value) -> str:
 
 def normalized(value):
     """A parameter value as one text whichever way it arrived: KFP hands the values of a dictionary of pipeline
-    parameters over as text (kfp.local writes 8 as "8.0"), a direct call as numbers and booleans."""
+    parameters over as text (kfp.local writes 8 as "8.0"), a direct call as numbers and booleans. Only what is
+    written as a number changes ("8.0" and 8 -> "8", True -> "true"); other text ("0123", a commit) is kept."""
+    import re
+
     if isinstance(value, dict):
         return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [normalized(v) for v in value]
     if isinstance(value, bool) or value in ("True", "False"):
         return str(value).lower()
-    if isinstance(value, (int, float)):
-        value = repr(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+\.0+", value):
+        return value.split(".")[0]
     return value
 
 
 def training_fingerprint(fingerprints: dict[str, str], settings: dict) -> str:
     """What decides the trained weights: the content of the captions, conversations, base model, replay data and
-    evaluation suite (whose images are kept out of the captions), and the curation and training settings. Equal
-    fingerprints train the same model, so a scheduled run may skip (skip_if_unchanged)."""
+    evaluation suite (whose images are kept out of the captions), and `settings` (the curation and training
+    settings, the training GPUs, the code version). Equal fingerprints train the same model, so a scheduled run
+    may skip (skip_if_unchanged)."""
     import hashlib
 
     inputs = {k: fingerprints.get(k, "") for k in ("caption", "sft", "base", "replay", "eval")}
@@ -110,7 +114,7 @@ def skip_decision(skip_if_unchanged: bool, training: str, champion_version: str,
     if not skip_if_unchanged:
         return False, (f"training inputs unchanged since champion version {champion_version}, but "
                        "skip_if_unchanged is false: training")
-    return True, (f"skipped: the data, base model, evaluation suite and settings are unchanged since champion "
+    return True, (f"skipped: the data, base model, evaluation suite, settings and code are unchanged since champion "
                   f"version {champion_version} was trained (training fingerprint {training[:12]}): nothing to "
                   "train, evaluate or register")
 

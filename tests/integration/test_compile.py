@@ -5,7 +5,8 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app, git_commit
 
-UNCACHED = {"snapshot", "reference-models", "register", "promote", "record-run", "finish-run"}  # resolve or record
+UNCACHED = {"snapshot", "reference-models", "register", "promote", "record-run", "finish-run",  # resolve or record
+            "skipped"}
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,14 @@ def _tasks(spec) -> dict:
             if "executorLabel" in spec["components"][task["componentRef"]["name"]]}
 
 
+def _source(param: dict) -> tuple[str, str]:
+    """(producing task, output) of a task input, also when it reaches a condition's DAG as a pipeline channel."""
+    if "taskOutputParameter" in param:
+        return param["taskOutputParameter"]["producerTask"], param["taskOutputParameter"]["outputParameterKey"]
+    producer, _, key = param["componentInputParameter"].removeprefix("pipelinechannel--").partition("-")
+    return producer, key
+
+
 def test_compile_writes_yaml_that_loads_back(compiled):
     out, spec, platform = compiled
     assert "exit-handler-1" in spec["root"]["dag"]["tasks"] and "kubernetes" in platform["platforms"]
@@ -34,7 +43,7 @@ def test_compile_writes_yaml_that_loads_back(compiled):
         assert f"comp-{step}" in spec["components"]
     # validation fans out: a ParallelFor over the plan's groups, at most 16 check tasks at a time; the reference
     # models are evaluated in a third, two at a time
-    loops = [t for t in spec["components"]["comp-exit-handler-1"]["dag"]["tasks"].values()
+    loops = [t for comp in spec["components"].values() for t in comp.get("dag", {}).get("tasks", {}).values()
              if "parameterIterator" in t]
     assert sorted(t["iteratorPolicy"]["parallelismLimit"] for t in loops) == [2, 16, 16]
     params = spec["root"]["inputDefinitions"]["parameters"]
@@ -47,6 +56,26 @@ def test_compile_writes_yaml_that_loads_back(compiled):
 
     loaded = components.load_component_from_file(str(out))
     assert "caption_manifest" in loaded.component_spec.inputs
+
+
+def test_an_unchanged_run_takes_the_skip_branch(compiled):
+    """skip_if_unchanged: everything after snapshot sits in a condition on its `skip` output; the other branch
+    holds only the `skipped` step, so the KFP UI shows which way a run went."""
+    _, spec, _ = compiled
+    branches = {}
+    for comp in spec["components"].values():
+        for task in comp.get("dag", {}).get("tasks", {}).values():
+            condition = task.get("triggerPolicy", {}).get("condition", "")
+            if "snapshot-skip" in condition:
+                inner = spec["components"][task["componentRef"]["name"]]["dag"]["tasks"]
+                branches[condition] = (task["taskInfo"]["name"], set(inner))
+    taken = "inputs.parameter_values['pipelinechannel--snapshot-skip'] == false"
+    assert sorted(branches) == sorted([taken, f"!({taken})"])
+    assert branches[f"!({taken})"] == ("unchanged-since-champion", {"skipped"})
+    name, trained = branches[taken]
+    assert name == "train-evaluate-register"
+    assert {"train-cpt", "train-sft", "evaluate", "compare", "gate", "register", "record-run"} <= trained
+    assert spec["root"]["inputDefinitions"]["parameters"]["skip_if_unchanged"]["defaultValue"] is False
 
 
 def test_every_input_is_described(compiled):
@@ -82,21 +111,17 @@ def test_caching_is_keyed_on_content_never_on_the_run(compiled):
             assert "pipeline_job" not in text and "PIPELINE_JOB" not in text, name
     # the cached steps read content fingerprints from the snapshot step, and the trainings its salt
     cpt = tasks["train-cpt"]["inputs"]["parameters"]
-    assert cpt["base_fingerprint"]["taskOutputParameter"] == {"outputParameterKey": "base_fingerprint",
-                                                             "producerTask": "snapshot"}
+    assert _source(cpt["base_fingerprint"]) == ("snapshot", "base_fingerprint")
     for training in ("train-cpt", "train-sft"):
-        assert tasks[training]["inputs"]["parameters"]["cache_salt"]["taskOutputParameter"]["producerTask"] == \
-            "snapshot"
+        assert _source(tasks[training]["inputs"]["parameters"]["cache_salt"]) == ("snapshot", "cache_salt")
     assert tasks["snapshot"]["inputs"]["parameters"]["pipeline_run_name"]["runtimeValue"]["constant"] == \
         "{{$.pipeline_job_name}}"
     # trained models reach their evaluation as artifacts (KFP stages them); base and champion by URI
     evals = {t["taskInfo"]["name"]: t["inputs"] for t in tasks.values() if t["taskInfo"]["name"].startswith("evaluate")}
     assert evals["evaluate-cpt"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "train-cpt"
     assert evals["evaluate-candidate"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "train-sft"
-    assert evals["evaluate-base"]["parameters"]["model_fingerprint"]["taskOutputParameter"]["producerTask"] == \
-        "snapshot"
-    assert evals["evaluate-champion"]["parameters"]["model_uri"]["taskOutputParameter"]["outputParameterKey"] == \
-        "champion_uri"
+    assert _source(evals["evaluate-base"]["parameters"]["model_fingerprint"]) == ("snapshot", "base_fingerprint")
+    assert _source(evals["evaluate-champion"]["parameters"]["model_uri"]) == ("snapshot", "champion_uri")
 
 
 def test_kubernetes_settings_are_compiled_in(compiled):

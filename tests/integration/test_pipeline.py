@@ -1,7 +1,8 @@
 """The whole DAG through kfp.local against a real MLflow server whose artifacts live in an S3 bucket.
 
-The demo pipeline runs three times, once for the session, with caching on: fresh; again with unchanged inputs;
-and again after one caption in the manifest changed. The tests read what each run left in MLflow.
+The demo pipeline runs four times, once for the session, with caching on: fresh; again with unchanged inputs;
+again with skip_if_unchanged; and again after one caption in the manifest changed. The tests read what each run
+left in MLflow.
 """
 import json
 import os
@@ -27,8 +28,9 @@ def _demo_args(demo, experiment: str) -> dict:
 
 @pytest.fixture(scope="session")
 def pipeline_runs(demo, mlflow_server, tmp_path_factory):
-    """{"fresh" | "cached" | "changed": (KFP run id, seconds)} of three runs with caching on. The caption
-    manifest is a copy (with its images), so that one caption can change in place between runs."""
+    """{"fresh" | "cached" | "skipped" | "changed": (KFP run id, seconds)} of four runs with caching on. The
+    caption manifest is a copy (with its images), so that one caption can change in place between runs. Weight
+    files from 1 MiB up go to S3 in parts (MLflow's proxied multipart upload; 500 MiB by default)."""
     from pipelines.local import run_pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
@@ -41,7 +43,8 @@ def pipeline_runs(demo, mlflow_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
         mp.setenv("SEAVL_HOME", str(root / "seavl"))
-        for name in ("fresh", "cached", "changed"):
+        mp.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1 << 20))
+        for name in ("fresh", "cached", "skipped", "changed"):
             if name == "changed":
                 lines = (data / "captions.jsonl").read_text(encoding="utf-8").splitlines()
                 first = json.loads(lines[0])
@@ -49,7 +52,7 @@ def pipeline_runs(demo, mlflow_server, tmp_path_factory):
                 lines[0] = json.dumps(first, ensure_ascii=False)
                 (data / "captions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
             started = time.perf_counter()
-            run_id = run_pipeline(args, cache=True)
+            run_id = run_pipeline({**args, "skip_if_unchanged": name == "skipped"}, cache=True)
             runs[name] = (run_id, time.perf_counter() - started)
     print(f"\npipeline wall time: fresh {runs['fresh'][1]:.0f} s, unchanged rerun {runs['cached'][1]:.0f} s "
           f"(ratio {runs['cached'][1] / runs['fresh'][1]:.2f}), after a caption changed {runs['changed'][1]:.0f} s")
@@ -84,12 +87,12 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert len(mv.tags["weights_fingerprint"]) == 64
 
     # the demo runs through SEA-HELM's tasks and learns: training raises the vision score (XM3600's
-    # RefCLIPScore with the demo's judge), the text score stays within the gate's tolerance, and the trained
+    # RefCLIPScore with the demo's judge), the text score stays within the gate's limit, and the trained
     # models are far above the reference model (the tiny model before any training)
     base, cpt, cand = res.scores["base"], res.scores["cpt"], res.scores["candidate"]
     ref = res.scores["tiny-untrained"]
     assert cpt["overall/vision"] > base["overall/vision"] and cand["overall/vision"] > base["overall/vision"]
-    assert cand["overall/text"] >= base["overall/text"] - 3.0  # the demo config's text_tolerance
+    assert cand["overall/text"] >= base["overall/text"] - 6.0  # the demo's gate: text_regression 6
     assert cand["seahelm/total"] > ref["seahelm/total"] + 20
     langs = {k.split("/")[1] for k in cand if k.startswith("seahelm/") and k.endswith("/score")}
     assert langs == set(LANGUAGES)  # the demo speaks every default language
@@ -110,12 +113,46 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
             "eval/candidate/xm3600/th/normalized_refclipscore", "eval/tiny-untrained/overall/text"} \
         <= set(parent.data.metrics)
 
-    # the registered weights are in the bucket, beside the report and the Data Docs
-    keys = bucket_keys(os.environ["MLFLOW_S3_ENDPOINT_URL"], tracking_server.bucket, "mlflow/")
-    model_files = [k for k in keys if f"/{steps['register'].info.run_id}/artifacts/model/" in k]
-    assert any(k.endswith("model.safetensors") for k in model_files)
-    assert any(k.endswith("processor_config.json") for k in model_files)
+    # the version is an MLflow model logged by the register step: its weights are in the bucket (uploaded in
+    # parts: a multipart ETag), with the flavor files, checksums and the model card, beside the report
+    from mlflow.entities import LoggedModelStatus
+
+    assert mv.source.startswith("models:/m-")
+    model_id = mv.source.removeprefix("models:/")
+    logged = client.get_logged_model(model_id)
+    assert logged.status == LoggedModelStatus.READY and logged.source_run_id == steps["register"].info.run_id
+    attached = {m.key: m.value for m in logged.metrics}
+    assert attached["eval/seahelm/total"] == pytest.approx(res.scores["candidate"]["seahelm/total"])
+    endpoint = os.environ["MLFLOW_S3_ENDPOINT_URL"]
+    keys = bucket_keys(endpoint, tracking_server.bucket, "mlflow/")
+    model_files = sorted(k.split(f"/models/{model_id}/artifacts/", 1)[1] for k in keys
+                         if f"/models/{model_id}/artifacts/" in k)
+    assert {"MLmodel", "checksums.json", "README.md", "requirements.txt", "code/vlm_pyfunc.py",
+            "weights/model.safetensors", "weights/config.json", "weights/processor_config.json"} <= set(model_files)
+    import boto3
+
+    weights_key = next(k for k in keys if k.endswith(f"/models/{model_id}/artifacts/weights/model.safetensors"))
+    etag = boto3.client("s3", endpoint_url=endpoint).head_object(Bucket=tracking_server.bucket,
+                                                                 Key=weights_key)["ETag"]
+    assert etag.strip('"').endswith("-1")   # one part: the demo's weights are 2.4 MB, a part is 100 MB
     assert any(k.endswith("report/report.html") for k in keys)
+    # lineage on the version: what it was made from, by which code, image and configuration
+    assert mv.tags["image"] == "local" and len(mv.tags["config_hash"]) == 16
+    assert mv.tags["training_fingerprint"] == parent.data.tags["lineage.training_fingerprint"]
+    import mlflow
+
+    card = Path(mlflow.artifacts.download_artifacts(f"{logged.artifact_location}/README.md", dst_path=str(tmp_path)))
+    assert "## Evaluation (SEA-HELM, 0-100)" in card.read_text() and "| tiny-untrained |" in card.read_text()
+    # the curated data is the runs' dataset input: metadata only, its fingerprint as digest, its row count
+    for run in (parent, steps["cpt"]):
+        captions = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}["curated-captions"]
+        assert captions.digest == mv.tags["data_fingerprint"][:36]
+        assert json.loads(captions.profile) == {
+            "num_rows": int(steps["validate_captions"].data.metrics["data/rows_curated"])}
+        columns = {c["name"]: c["type"] for c in json.loads(captions.schema)["mlflow_colspec"]}
+        assert columns["caption"] == "string" and columns["sea_score"] == "double"
+    # the pipeline run carries the run's parameters, for comparing runs in the MLflow UI
+    assert parent.data.params["registered_model_name"] == name and parent.data.params["skip_if_unchanged"] == "false"
 
     # the release-style report: its aggregated table has every model's SEA-HELM total and language scores
     from tests.unit.test_evaluate import Tables
@@ -134,7 +171,6 @@ def test_fresh_run_registers_a_champion_that_learned(pipeline_runs, tracking_ser
     assert len(tables.tables["tasks"]) == 1 + 38 and "Δ vs base" in tables.tables["tasks"][0]
     assert "<img alt='per-language scores'" in page and "a SEA-HELM subset" in page
     assert any("/data_docs/" in k for k in keys)
-    assert mv.source.endswith("/artifacts/model")
 
 
 def test_the_champion_is_pulled_as_a_folder_transformers_loads_and_that_captions(pipeline_runs, tracking_server,
@@ -158,6 +194,7 @@ def test_the_champion_is_pulled_as_a_folder_transformers_loads_and_that_captions
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "is version" in r.stdout and (out / "model.safetensors").exists()
+    assert "## Training data" in (out / "README.md").read_text()   # the model card comes along
     model, processor = load_vlm(out)
     item = xm3600(f"{demo.eval_dir}/xm3600/en.parquet", "en")[0]
     picture = Image.open(io.BytesIO(item.image)).convert("RGB")
@@ -169,6 +206,23 @@ def test_the_champion_is_pulled_as_a_folder_transformers_loads_and_that_captions
     missing = subprocess.run([*seavl, "pull", "models:/sealion-vl-demo@nobody", "--out", str(tmp_path / "x")],
                              env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no such registered version" in missing.stderr
+
+
+def test_the_champion_loads_through_mlflow_pyfunc_and_answers_a_request(pipeline_runs, tracking_server, demo):
+    """`mlflow.pyfunc.load_model("models:/sealion-vl-demo@champion")` from the real server (artifacts in S3):
+    rows of a prompt and an image, as bytes or as a URI, answered with generated text."""
+    import mlflow
+    import pandas as pd
+
+    from components.evaluate.seahelm.tasks import xm3600
+
+    model = mlflow.pyfunc.load_model("models:/sealion-vl-demo@champion")
+    item = xm3600(f"{demo.eval_dir}/xm3600/en.parquet", "en")[0]
+    prompt = "Write a short caption for this image in English."
+    replies = model.predict(pd.DataFrame([{"prompt": prompt, "image": item.image},
+                                          {"prompt": "Translate to Indonesian: the red circle"}]),
+                            params={"max_new_tokens": 16})
+    assert len(replies) == 2 and replies[0].strip() and replies[1].strip()
 
 
 def test_rerun_with_unchanged_inputs_trains_nothing_and_still_reports(pipeline_runs, tracking_server):
@@ -193,9 +247,31 @@ def test_rerun_with_unchanged_inputs_trains_nothing_and_still_reports(pipeline_r
     assert cached.version == "1" and client.get_run(cached.parent_run_id).info.status == "FINISHED"
     register = _steps(client, cached.parent_run_id)["register"]
     assert register.data.tags["registered.reused"] == "true"
-    assert not [k for k in bucket_keys(os.environ["MLFLOW_S3_ENDPOINT_URL"], tracking_server.bucket, "mlflow/")
-                if f"/{register.info.run_id}/artifacts/model/" in k]   # nothing uploaded again
+    experiment = client.get_experiment_by_name("it-pipeline").experiment_id
+    logged = client.search_logged_models(experiment_ids=[experiment])
+    assert not [m for m in logged if m.source_run_id == register.info.run_id]   # nothing uploaded again
     assert pipeline_runs["cached"][1] < pipeline_runs["fresh"][1]  # a sanity check, not a speed claim
+
+
+def test_a_run_with_skip_if_unchanged_trains_evaluates_and_registers_nothing_and_says_why(
+        pipeline_runs, tracking_server, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from pipelines import results
+    from pipelines.cli import show_result
+
+    client = MlflowClient(tracking_server.uri)
+    skipped = results.for_run(pipeline_runs["skipped"][0])
+    parent = client.get_run(skipped.parent_run_id)
+    assert skipped.skipped.startswith("skipped: ") and "unchanged since champion version 1" in skipped.skipped
+    assert parent.data.tags["seavl.skipped"] == "true" and parent.info.status == "FINISHED"
+    assert parent.data.tags["lineage.training_fingerprint"] == \
+        client.get_model_version("sealion-vl-demo", "1").tags["training_fingerprint"]
+    assert _steps(client, skipped.parent_run_id) == {}   # no step ran: no validation, training, evaluation
+    assert not skipped.scores and skipped.version == "?"
+    show_result(pipeline_runs["skipped"][0])
+    out = capsys.readouterr().out
+    assert "skipped: the data, base model" in " ".join(out.split()) and "champion is still version 1" in out
 
 
 def test_a_changed_caption_validates_and_trains_again(pipeline_runs, tracking_server):
@@ -217,6 +293,39 @@ def test_a_changed_caption_validates_and_trains_again(pipeline_runs, tracking_se
     # new weights, so a new version (the cached rerun re-used version 1), and it is the challenger now
     assert changed.version == "2"
     assert client.get_model_version_by_alias("sealion-vl-demo", "challenger").version == "2"
+    # the gate weighed it against the champion too, on the intervals of the differences
+    reasons = client.get_model_version("sealion-vl-demo", "2").tags["gate.reasons"]
+    assert "vs base, captioning (overall)" in reasons and "vs champion, text (overall)" in reasons
+
+
+def test_compare_prints_the_last_runs_side_by_side_and_plots_them(pipeline_runs, tracking_server, tmp_path):
+    import subprocess
+    import sys
+
+    from pipelines import results
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server.uri, "COLUMNS": "200"}
+    seavl = [sys.executable, "-m", "pipelines.cli", "compare"]
+    plot = tmp_path / "runs.png"
+    r = subprocess.run([*seavl, "--last", "2", "--experiment", "it-pipeline", "--plot", str(plot)], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    changed, skipped = (results.for_run(pipeline_runs[k][0]) for k in ("changed", "skipped"))
+    assert changed.parent_run_id[:12] in r.stdout and skipped.parent_run_id[:12] in r.stdout
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in r.stdout.splitlines() if line.count("│") == 4}
+    assert rows["decision"] == [f"v2, gate {changed.gate}", "skipped (unchanged)"]
+    assert rows["param skip_if_unchanged"] == ["false", "true"]
+    assert rows["seahelm/total"] == [f"{changed.scores['candidate']['seahelm/total']:.2f}", "–"]
+    assert rows["xm3600/th"][0] == f"{changed.scores['candidate']['xm3600/th/normalized_refclipscore']:.2f}"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # runs named by MLflow or KFP id, in the order given; an unknown one is refused
+    fresh = results.for_run(pipeline_runs["fresh"][0])
+    r = subprocess.run([*seavl, fresh.parent_run_id, pipeline_runs["cached"][0], "--plot", str(plot)], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.index(fresh.parent_run_id[:12]) < r.stdout.index("v1, gate")
+    r = subprocess.run([*seavl, "no-such-run"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "no-such-run is neither" in r.stderr
 
 
 def test_bad_manifest_stops_the_pipeline_before_training(demo, tmp_path, monkeypatch, local_mlflow):

@@ -12,7 +12,8 @@ from tests.conftest import REPO
 
 TRACKING_CALLS = {"start_run", "end_run", "create_run", "search_runs", "set_terminated", "set_tag", "set_tags",
                   "log_batch", "log_metric", "log_metrics", "log_param", "log_params", "log_artifact",
-                  "log_artifacts", "log_dict", "log_text", "log_input", "log_model"}
+                  "log_artifacts", "log_dict", "log_text", "log_input", "log_inputs", "log_outputs", "log_model",
+                  "log_model_artifacts", "create_logged_model", "create_model_version"}
 
 
 def _makefile_torch() -> str:

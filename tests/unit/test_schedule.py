@@ -14,11 +14,9 @@ from typer.testing import CliRunner
 
 from pipelines import kfp_client
 from pipelines.cli import app, git_commit
-from pipelines.sealion_vl import sealion_vl
 from tests.conftest import free_port
 
 API = "/apis/v2beta1"
-HAS_SKIP = "skip_if_unchanged" in (sealion_vl.component_spec.inputs or {})
 
 
 class FakeKfp:
@@ -171,10 +169,7 @@ def test_schedule_sends_one_recurring_run_with_the_compiled_pipeline(kfp_api, tm
     params = body["runtime_config"]["parameters"]
     assert params["train_gpus"] == 4 and params["eval_gpus"] == 2 and params["languages"] == "en,id"
     assert params["git_commit"] == git_commit()
-    if HAS_SKIP:
-        assert params["skip_if_unchanged"] is True
-    else:
-        assert "skip_if_unchanged" not in params
+    assert params["skip_if_unchanged"] is True   # scheduled runs skip unchanged data
     # the experiment was looked up by name, then created, and the run filed under it
     assert [e["display_name"] for e in kfp_api.experiments.values()] == ["nightly"]
     assert body["experiment_id"] == next(iter(kfp_api.experiments))
@@ -185,7 +180,6 @@ def test_schedule_sends_one_recurring_run_with_the_compiled_pipeline(kfp_api, tm
     assert "from '0 3 * * *'" in result.stdout
 
 
-@pytest.mark.skipif(not HAS_SKIP, reason="the pipeline has no skip_if_unchanged parameter yet")
 def test_schedule_keeps_a_skip_if_unchanged_given(kfp_api):
     result = invoke("schedule", "--host", kfp_api.url, "--cron", "0 0 3 * * *", "--param",
                     "skip_if_unchanged=false")

@@ -31,3 +31,44 @@ def test_an_unreachable_s3_endpoint_names_the_input(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     with pytest.raises(OSError, match=r"cannot read pipeline input caption=s3://data/captions.parquet: .*connect"):
         fingerprint_inputs({"caption": "s3://data/captions.parquet"})
+
+
+def test_the_training_fingerprint_follows_what_decides_the_weights():
+    from components.snapshot.core import training_fingerprint
+
+    inputs = {"caption": "c1", "sft": "s1", "base": "b1", "replay": "", "eval": "e1"}
+    settings = {"languages": "id,th", "cpt_training": {"max_steps": 800}, "sft_training": {}}
+    fp = training_fingerprint(inputs, settings)
+    # KFP hands numbers over as text (kfp.local: 800 -> "800.0"): the same settings, the same fingerprint
+    assert training_fingerprint(inputs, {**settings, "cpt_training": {"max_steps": "800.0"}}) == fp
+    assert training_fingerprint({**inputs, "caption": "c2"}, settings) != fp
+    assert training_fingerprint({**inputs, "eval": "e2"}, settings) != fp   # its images leave the captions
+    assert training_fingerprint(inputs, {**settings, "cpt_training": {"max_steps": 801}}) != fp
+
+
+def test_the_configuration_hash_leaves_out_what_only_names_the_run():
+    from components.snapshot.core import config_hash, normalized
+
+    params = {"eval_gpus": 1, "gate": {"base": {"text_regression": 1.0}}, "git_commit": "abc",
+              "skip_if_unchanged": False, "mlflow_experiment": "x"}
+    h = config_hash(params)
+    assert len(h) == 16
+    assert config_hash({**params, "git_commit": "def", "skip_if_unchanged": True, "mlflow_experiment": "y"}) == h
+    assert config_hash({**params, "eval_gpus": "1.0"}) == h
+    assert config_hash({**params, "eval_gpus": 2}) != h
+    assert normalized({"a": "8.0", "b": True, "c": "0.25", "d": "id,th", "e": 3}) == \
+        {"a": "8", "b": "true", "c": "0.25", "d": "id,th", "e": "3"}
+
+
+def test_a_run_skips_only_when_asked_and_the_champion_was_trained_from_the_same_inputs():
+    from components.snapshot.core import skip_decision
+
+    skip, why = skip_decision(True, "f" * 64, "3", "f" * 64)
+    assert skip and why.startswith("skipped: ") and "champion version 3" in why and "ffffffffffff" in why
+    assert skip_decision(True, "f" * 64, "", "") == (False, "no champion yet: training")
+    skip, why = skip_decision(True, "f" * 64, "3", "e" * 64)
+    assert not skip and "changed since champion version 3" in why
+    skip, why = skip_decision(False, "f" * 64, "3", "f" * 64)
+    assert not skip and "skip_if_unchanged is false" in why
+    skip, why = skip_decision(True, "f" * 64, "3", "")   # a champion registered before fingerprints were kept
+    assert not skip and "not recorded" in why

@@ -151,13 +151,17 @@ def group_differences(candidate: dict[str, list[dict]], other: dict[str, list[di
     aggregated as SEA-HELM aggregates. Inputs are {"<task>/<lang>": per-item records} and each model's reported
     headline score per "<task>/<lang>"; the interval is centred on the reported scores' difference (a metric
     computed over a corpus, such as chrF++, is resampled through its per-item scores). Tasks whose items do not
-    pair are left out."""
+    pair are left out. Each task draws the same resample positions in every language: items are sorted by id,
+    so where the languages share their items (XM3600's images, FLORES' sentences) a resample keeps or drops an
+    item in all of them at once, and the correlation between languages carries into the overall interval."""
+    import zlib
+
     import numpy as np
 
     draws: list[dict[tuple[str, str], np.ndarray]] = [{}, {}]
     points: list[dict[tuple[str, str], float]] = [{}, {}]
     sizes: dict[tuple[str, str], int] = {}
-    for n, key in enumerate(sorted(set(candidate) & set(other) & set(headline[0]) & set(headline[1]))):
+    for key in sorted(set(candidate) & set(other) & set(headline[0]) & set(headline[1])):
         a, b = {r["id"]: r for r in candidate[key]}, {r["id"]: r for r in other[key]}
         shared = sorted(set(a) & set(b))
         if len(shared) < 2:
@@ -165,7 +169,7 @@ def group_differences(candidate: dict[str, list[dict]], other: dict[str, list[di
         kind = kinds[key]
         if kind == "mcq" and len({str(a[i]["gold"]) for i in shared}) < 2:
             continue
-        rows = _resamples(len(shared), resamples, seed + n)
+        rows = _resamples(len(shared), resamples, seed + zlib.crc32(key.split("/")[0].encode()))
         everything = np.arange(len(shared))[None, :]
         task, lang = key.split("/")
         sizes[(task, lang)] = len(shared)

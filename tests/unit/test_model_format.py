@@ -1,0 +1,108 @@
+"""A registered version's format: an MLflow pyfunc model whose weights/ is the save_pretrained folder, checked
+against its checksums, answering rows of a prompt and an image (bytes or URI)."""
+import io
+import shutil
+
+import pandas as pd
+import pytest
+
+from components.common import vlm_pyfunc
+
+
+def _png(colour=(200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def version(demo, tmp_path_factory):
+    """The demo's base model as a registered version is laid out (flavor files + weights/)."""
+    from pathlib import Path
+
+    from components.register.core import flavor_files
+
+    root = tmp_path_factory.mktemp("version") / "model"
+    weights = Path(demo.base_model)
+    flavor_files(root, vlm_pyfunc.checksums(weights), "# card\n", {"git_commit": "abc"})
+    shutil.copytree(weights, root / vlm_pyfunc.WEIGHTS)
+    return root
+
+
+def test_a_version_loads_through_mlflow_and_answers_rows_with_image_bytes_a_uri_or_none(version, tmp_path,
+                                                                                       monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("SEAVL_IMAGE_URI_SCHEMES", "file")   # a server reads no local files unless told to
+
+    model = mlflow.pyfunc.load_model(str(version))
+    sig = model.metadata.signature
+    assert [c.name for c in sig.inputs.inputs] == ["prompt", "image", "image_uri"]
+    assert sig.params.params[0].name == "max_new_tokens"
+    picture = tmp_path / "red.png"
+    picture.write_bytes(_png())
+    rows = pd.DataFrame([{"prompt": "Describe the image.", "image": _png()},
+                         {"prompt": "Describe the image.", "image_uri": str(picture)},
+                         {"prompt": "Translate to Indonesian: a red circle"}])
+    replies = model.predict(rows, params={"max_new_tokens": 8})
+    assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
+    assert replies[0] == replies[1]   # the same image, as bytes or as a path: the same greedy reply
+    assert (version / "README.md").read_text() == "# card\n"
+    requirements = (version / "requirements.txt").read_text()
+    assert "transformers==" in requirements and "torch==" in requirements
+
+
+def test_a_changed_weight_file_is_refused_by_name(version, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(version, copy)
+    target = next((copy / vlm_pyfunc.WEIGHTS).glob("*.safetensors"))
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 1
+    target.write_bytes(bytes(data))
+    with pytest.raises(vlm_pyfunc.ChecksumMismatch, match=target.name):
+        vlm_pyfunc.weights_folder(copy)
+    (copy / vlm_pyfunc.WEIGHTS / "config.json").unlink()
+    with pytest.raises(vlm_pyfunc.ChecksumMismatch, match="config.json"):
+        vlm_pyfunc.weights_folder(copy)
+    # a plain save_pretrained folder is its own weights folder; a version without checksums is refused
+    assert vlm_pyfunc.weights_folder(version / vlm_pyfunc.WEIGHTS) == version / vlm_pyfunc.WEIGHTS
+    (copy / vlm_pyfunc.CHECKSUMS).unlink()
+    with pytest.raises(vlm_pyfunc.ChecksumMismatch, match="no checksums.json"):
+        vlm_pyfunc.weights_folder(copy)
+
+
+def test_image_uris_follow_only_the_allowed_schemes_and_size(tmp_path, monkeypatch):
+    picture = tmp_path / "red.png"
+    picture.write_bytes(_png())
+    with pytest.raises(ValueError, match="scheme 'file' is not allowed"):   # default: https, s3, gs
+        vlm_pyfunc._conversation({"prompt": "p", "image_uri": str(picture)})
+    with pytest.raises(ValueError, match="scheme 'http' is not allowed"):
+        vlm_pyfunc._conversation({"prompt": "p", "image_uri": "http://169.254.169.254/latest/meta-data"})
+    monkeypatch.setenv("SEAVL_IMAGE_URI_SCHEMES", "file")
+    [turn] = vlm_pyfunc._conversation({"prompt": "p", "image_uri": f"file://{picture}"})
+    assert turn["content"][0]["image"].size == (32, 32)
+    monkeypatch.setenv("SEAVL_MAX_IMAGE_BYTES", "10")
+    with pytest.raises(ValueError, match="larger than 10 bytes"):
+        vlm_pyfunc._conversation({"prompt": "p", "image_uri": str(picture)})
+
+
+@pytest.mark.parametrize(("row", "error"), [
+    ({"image": b"x"}, "non-empty `prompt`"),
+    ({"prompt": "  "}, "non-empty `prompt`"),
+    ({"prompt": "p", "image": _png(), "image_uri": "s3://b/x.png"}, "not both"),
+    ({"prompt": "p", "image": "/x.png"}, "give a path or URI as `image_uri`"),
+    ({"prompt": "p", "image": b"not an image"}, "cannot be read"),
+])
+def test_bad_rows_are_refused_with_the_reason(row, error):
+    with pytest.raises(ValueError, match=error):
+        vlm_pyfunc._conversation(row)
+
+
+def test_rows_become_one_user_turn_with_the_image_first():
+    [turn] = vlm_pyfunc._conversation({"prompt": "What is this?", "image": _png(), "image_uri": float("nan")})
+    assert turn["role"] == "user" and [p["type"] for p in turn["content"]] == ["image", "text"]
+    assert turn["content"][0]["image"].size == (32, 32)
+    [turn] = vlm_pyfunc._conversation({"prompt": "Hello", "image": None})
+    assert turn["content"] == [{"type": "text", "text": "Hello"}]
