@@ -470,21 +470,29 @@ def _uploaded_sizes(client, model_id: str, path: str) -> dict[str, int]:
 
 
 def log_model_version(name: str, run_id: str, weights: Path, files: Path, tags: dict[str, str],
-                      metrics: dict[str, float], description: str) -> str:
+                      metrics: dict[str, float], description: str, identity: str = "") -> str:
     """Register a model version of `name`: upload `weights` (a save_pretrained folder) once, as the `weights/` of
     an MLflow logged model of run `run_id`, check that the store holds every file at its size, add the MLflow model
     `files` (components/register/core.py flavor_files; MLmodel last: a model without it is incomplete), attach
     `metrics`, and only then create the version; returns it. A failed upload leaves the logged model FAILED and no
     version. Large files go up in parts where the tracking server proxies an S3 store
-    (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD)."""
-    import mlflow
-    from mlflow.entities import LoggedModelOutput, Metric
+    (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD). `identity` names the tag that identifies the weights by content: a
+    READY logged model of the experiment with the same value (uploaded by a run that failed before it created
+    its version) is registered as it is, not uploaded again."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
 
     from components.common import vlm_pyfunc
 
     os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
     client = mlflow_client()
     experiment_id = client.get_run(run_id).info.experiment_id
+    same = client.search_logged_models([experiment_id], filter_string=f"tags.`{identity}` = '{tags[identity]}'"
+                                       ) if identity else []
+    ready = [m for m in same if m.status == LoggedModelStatus.READY]
+    if ready:
+        log.info("logged model %s already holds these weights: registered without uploading again",
+                 ready[0].model_id)
+        return _create_version(client, name, ready[0].model_id, run_id, tags, description)
     logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, tags=tags,
                                         model_type="vision-language")
     try:
@@ -512,13 +520,19 @@ def log_model_version(name: str, run_id: str, weights: Path, files: Path, tags: 
             log.error("could not mark logged model %s FAILED: %s", logged.model_id, err)
         raise
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return _create_version(client, name, logged.model_id, run_id, tags, description)
+
+
+def _create_version(client, name: str, model_id: str, run_id: str, tags: dict[str, str], description: str) -> str:
+    import mlflow
+
     try:
         client.create_registered_model(name, description="Gemma-3 SEA vision-language models")
     except mlflow.exceptions.MlflowException as err:   # registered before (by any run): anything else is raised
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    return str(client.create_model_version(name, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags,
-                                           description=description[:5000], model_id=logged.model_id).version)
+    return str(client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
+                                           description=description[:5000], model_id=model_id).version)
 
 
 def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:

@@ -97,7 +97,7 @@ def register(
             files = flavor_files(Path(tempfile.mkdtemp()) / "model", sums, card, tags)
             version = log_model_version(registered_model_name, step.run_id, Path(candidate.path), files, tags,
                                         {f"eval/{k}": v for k, v in side_by_side.by_role["candidate"].items()},
-                                        description=reasons)
+                                        description=reasons, identity=WEIGHTS_TAG)
         set_champion(registered_model_name, version, alias=CHALLENGER)
         step.record(Logged(tags={"registered.version": version, "registered.reused": str(bool(known)).lower()}))
     if known:

@@ -106,3 +106,36 @@ def test_rows_become_one_user_turn_with_the_image_first():
     assert turn["content"][0]["image"].size == (32, 32)
     [turn] = vlm_pyfunc._conversation({"prompt": "Hello", "image": None})
     assert turn["content"] == [{"type": "text", "text": "Hello"}]
+
+
+def test_a_registered_version_is_uploaded_once_and_a_ready_upload_is_reused(demo, local_mlflow, tmp_path):
+    """log_model_version creates the version only after the upload; when a run uploaded the weights but failed
+    before creating its version, the next registration of the same weights reuses that logged model."""
+    from pathlib import Path
+
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.tracking import MlflowClient
+
+    from components.common import tracking
+    from components.register.core import flavor_files
+
+    client = MlflowClient()
+    run_id = client.create_run(tracking.ensure_experiment(client, "t")).info.run_id
+    weights = Path(demo.base_model)
+    sums = vlm_pyfunc.checksums(weights)
+    tags = {"weights_fingerprint": "w" * 64, "git_commit": "abc"}
+    files = flavor_files(tmp_path / "model", sums, "# card\n", tags)
+    version = tracking.log_model_version("m", run_id, weights, files, tags, {"eval/seahelm/total": 42.0}, "why",
+                                         identity="weights_fingerprint")
+    mv = client.get_model_version("m", version)
+    model_id = mv.source.removeprefix("models:/")
+    logged = client.get_logged_model(model_id)
+    assert version == "1" and logged.status == LoggedModelStatus.READY and mv.description == "why"
+    assert {m.key: m.value for m in logged.metrics} == {"eval/seahelm/total": 42.0}
+    held = {f.path for f in client.list_logged_model_artifacts(model_id, "weights")}
+    assert held == {f"weights/{rel}" for rel in sums}
+    # the version is lost (say its creation failed after the upload): the same weights register from the upload
+    client.delete_model_version("m", version)
+    again = tracking.log_model_version("m", run_id, weights, files, tags, {}, "why", identity="weights_fingerprint")
+    assert again == "2" and client.get_model_version("m", again).source == f"models:/{model_id}"
+    assert len(client.search_logged_models([logged.experiment_id])) == 1   # nothing uploaded twice
