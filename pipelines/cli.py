@@ -1,6 +1,6 @@
 """`seavl`: compile the pipeline, run it locally through kfp.local, look at results.
 
-    seavl compile [-o sealion_vl_pipeline.yaml]              YAML to upload in the Kubeflow UI
+    seavl compile [-o sealion_vl_pipeline.yaml] [--image-registry REG] [--pipeline-root URI]   YAML for the KFP UI
     seavl image-tag                                          the tag to build docker/ images with
     seavl run [--config FILE] [--set key=value ...] [--cache]  the whole pipeline on this machine (demo by default)
     seavl demo                                               build (or find) the demo corpus and tiny model
@@ -18,6 +18,8 @@
     seavl schedules --host URL [--experiment NAME] [--namespace NS] [--token TOKEN]   the recurring runs
     seavl unschedule ID --host URL [--namespace NS] [--token TOKEN]                   delete one
     seavl compare [--last N | RUN_ID ...] [--experiment NAME] [--plot FILE]   pipeline runs side by side
+    seavl submit --host URL [--namespace NS] [--experiment NAME] [--param k=v ...] [--pipeline-root URI]
+                                                             one run on a Kubeflow Pipelines cluster
 """
 from __future__ import annotations
 
@@ -127,33 +129,38 @@ def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -
     return args
 
 
-def compile_pipeline(output: Path, image_registry: str | None = None, image_tag: str | None = None) -> set[str]:
-    """Compile the pipeline to `output` (YAML), its images retagged; the images it uses."""
+def compile_pipeline(output: Path, image_registry: str | None = None, image_tag: str | None = None,
+                     pipeline_root: str | None = None) -> set[str]:
+    """Compile the pipeline to `output` (YAML): each task's image in `image_registry` with the immutable tag of
+    this checkout (or `image_tag`), `pipeline_root` as its default pipeline root; returns the images it uses."""
     import yaml
     from kfp import compiler
 
     from components.common import images
-    from pipelines.sealion_vl import sealion_vl
+    from pipelines.sealion_vl import build
 
     commit = git_commit()
-    compiler.Compiler().compile(sealion_vl, str(output), pipeline_parameters={"git_commit": commit})
-    docs = list(yaml.safe_load_all(output.read_text()))
-    tag = image_tag or images.release_tag(commit)
-    used = set()
-    for executor in docs[0]["deploymentSpec"]["executors"].values():
-        container = executor["container"]
-        container["image"] = images.retag(container["image"], tag, image_registry)
-        used.add(container["image"])
-    output.write_text(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))
-    return used
+    if pipeline_root is not None and "://" not in pipeline_root:
+        raise ValueError(f"--pipeline-root must be a URI such as s3://bucket/pipeline-root, got {pipeline_root!r}")
+    pipeline = build(image_registry, image_tag or images.release_tag(commit), pipeline_root)
+    compiler.Compiler().compile(pipeline, str(output), pipeline_parameters={"git_commit": commit})
+    spec = next(yaml.safe_load_all(output.read_text()))
+    return {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
 
 
 @app.command()
 def compile(output: Path = typer.Option(Path("sealion_vl_pipeline.yaml"), "--output", "-o"),
             image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
-            image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)")):
+            image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)"),
+            pipeline_root: str | None = typer.Option(None, "--pipeline-root", help="where KFP keeps the run's "
+                                                     "artifacts, e.g. s3://sealion-vl/pipeline-root (models of "
+                                                     "50-110 GB pass through it)")):
     """Write the pipeline YAML to upload in the Kubeflow UI (Pipelines -> Upload pipeline)."""
-    used = compile_pipeline(output, image_registry, image_tag)
+    try:
+        used = compile_pipeline(output, image_registry, image_tag, pipeline_root)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"wrote {output}; images: {', '.join(sorted(used))}")
 
 
@@ -466,7 +473,9 @@ def schedule(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
              namespace: str | None = typer.Option(None, "--namespace", help=NAMESPACE_HELP),
              token: str | None = typer.Option(None, "--token", help=TOKEN_HELP),
              image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
-             image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)")):
+             image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)"),
+             pipeline_root: str | None = typer.Option(None, "--pipeline-root", help="where KFP keeps the runs' "
+                                                      "artifacts, e.g. s3://sealion-vl/pipeline-root")):
     """Retrain on a schedule: the pipeline, compiled as `seavl compile` does, as a KFP recurring run (one run at a
     time, no catch-up of missed runs). Scheduled runs skip unchanged data unless told skip_if_unchanged=false.
 
@@ -485,13 +494,59 @@ def schedule(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
         client = kfp_client.connect(host, namespace, token)
         with tempfile.TemporaryDirectory(prefix="seavl-schedule-") as tmp:
             package = Path(tmp) / "sealion_vl_pipeline.yaml"
-            compile_pipeline(package, image_registry, image_tag)
+            compile_pipeline(package, image_registry, image_tag, pipeline_root)
             schedule_id = kfp_client.create_schedule(client, str(package), cron_used, args, experiment, name)
     except (kfp_client.KfpUnavailable, kfp_client.KfpError, ValueError, OSError, yaml.YAMLError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"scheduled {schedule_id} ({name}, experiment {experiment}): cron '{cron_used}'"
                + (f" (from '{cron.strip()}')" if cron_used != " ".join(cron.split()) else ""))
+
+
+@app.command()
+def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
+           param: list[str] = typer.Option([], "--param", "-p", help="one pipeline argument: key=value"),
+           config: Path | None = typer.Option(None, "--config", "-c", help="pipeline arguments (YAML; default: the "
+                                              "pipeline's defaults)"),
+           experiment: str = typer.Option("sealion-vl", "--experiment", help="KFP experiment (created if missing)"),
+           name: str | None = typer.Option(None, "--name", help="the run's name (default: sealion-vl-<time>)"),
+           namespace: str | None = typer.Option(None, "--namespace", help=NAMESPACE_HELP + "; where the "
+                                                "credentials secret must be (default: kubeflow)"),
+           token: str | None = typer.Option(None, "--token", help=TOKEN_HELP),
+           image_registry: str | None = typer.Option(None, help="registry the cluster pulls the images from"),
+           image_tag: str | None = typer.Option(None, help="image tag (default: <version>-<git commit>)"),
+           pipeline_root: str | None = typer.Option(None, "--pipeline-root", help="where KFP keeps the run's "
+                                                    "artifacts, e.g. s3://sealion-vl/pipeline-root"),
+           check_secret: bool = typer.Option(True, "--check-secret/--no-check-secret", help="check with kubectl "
+                                             "that the credentials secret is in the namespace")):
+    """Compile the pipeline and start one run of it on a Kubeflow Pipelines cluster; prints the run's URL.
+
+    Exit status 0, or 2 when the host, the credentials, the arguments or the credentials secret cannot be used."""
+    import tempfile
+    import time
+
+    import yaml
+
+    from components.common.images import CREDENTIALS_SECRET
+    from pipelines import kfp_client
+
+    try:
+        args = pipeline_arguments(config, param)
+        args.setdefault("git_commit", git_commit())
+        if check_secret:
+            found = kfp_client.check_secret(CREDENTIALS_SECRET, namespace or "kubeflow")
+            typer.echo(f"secret {CREDENTIALS_SECRET} in namespace {namespace or 'kubeflow'}: {found}")
+        client = kfp_client.connect(host, namespace, token)
+        with tempfile.TemporaryDirectory(prefix="seavl-submit-") as tmp:
+            package = Path(tmp) / "sealion_vl_pipeline.yaml"
+            compile_pipeline(package, image_registry, image_tag, pipeline_root)
+            run_id, url = kfp_client.create_run(client, str(package), args, experiment,
+                                                name or time.strftime("sealion-vl-%Y%m%d-%H%M%S"), pipeline_root)
+    except (kfp_client.KfpUnavailable, kfp_client.KfpError, kfp_client.SecretMissing, ValueError, OSError,
+            yaml.YAMLError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"run {run_id} started in experiment {experiment}: {url}")
 
 
 @app.command()

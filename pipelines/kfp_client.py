@@ -199,6 +199,47 @@ def create_schedule(client: kfp.Client, pipeline_package: str, cron: str, params
     return run.recurring_run_id
 
 
+def create_run(client: kfp.Client, pipeline_package: str, params: dict, experiment: str, name: str,
+               pipeline_root: str | None = None) -> tuple[str, str]:
+    """A run of the compiled pipeline `pipeline_package` (YAML) in `experiment`: (its id, its URL in the KFP UI)."""
+    exp = experiment_id(client, experiment)
+    with _api(client, f"run {name!r}"), contextlib.redirect_stdout(io.StringIO()):  # it prints a link
+        run = client.run_pipeline(experiment_id=exp, job_name=name, pipeline_package_path=pipeline_package,
+                                  params=params, pipeline_root=pipeline_root)
+    return run.run_id, f"{_host(client)}/#/runs/details/{run.run_id}"
+
+
+class SecretMissing(RuntimeError):
+    """The credentials secret is not in the namespace the pipeline's pods run in."""
+
+
+def check_secret(secret: str, namespace: str, timeout: float = 15.0) -> str:
+    """Whether `secret` exists in `namespace`, asked through kubectl (its current context): "found", or why it
+    could not be checked (no kubectl, no cluster access); SecretMissing, saying how to create it, when the cluster
+    answers that it is not there."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return "not checked: kubectl is not installed"
+    try:
+        done = subprocess.run([kubectl, "get", "secret", secret, "-n", namespace, "-o", "name",
+                               f"--request-timeout={int(timeout)}s"], capture_output=True, text=True,
+                              timeout=timeout + 5)
+    except subprocess.TimeoutExpired:
+        return "not checked: the cluster did not answer kubectl"
+    if done.returncode == 0:
+        return "found"
+    if "NotFound" in done.stderr or "not found" in done.stderr:
+        raise SecretMissing(
+            f"secret {secret} is not in namespace {namespace}, where the pipeline's pods run: every step would fail "
+            f"with CreateContainerConfigError. Create it from the template (infra/README.md):\n"
+            f"  kubectl create secret generic {secret} -n {namespace} --from-env-file=YOUR_ENV_FILE\n"
+            "with MLFLOW_TRACKING_URI, MLFLOW_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    return f"not checked: {(done.stderr.strip().splitlines() or ['kubectl failed'])[-1][:200]}"
+
+
 def describe(run) -> dict:
     """One recurring run (kfp_server_api.V2beta1RecurringRun) as a plain dictionary."""
     trigger = run.trigger

@@ -8,6 +8,7 @@ content fingerprints (from snapshot) and upstream artifacts, never anything that
 """
 from kfp import dsl, kubernetes
 
+from components.common import images
 from components.common.component import finish_run, record_run, skipped, training_pod_gpus
 from components.common.images import CREDENTIAL_KEYS, CREDENTIALS_SECRET
 from components.common.languages import LANGUAGES
@@ -21,18 +22,44 @@ from components.validate_data.component import check_data, merge_data, plan_data
 
 VALIDATION_PARALLELISM = 16  # check tasks at a time (KFP fixes a ParallelFor's parallelism at compile time)
 
+# Kubernetes settings KFP fixes at compile time: how long a step may run (then it is failed and retried), how
+# often a failed step is retried (training resumes from its checkpoints, evaluation from its stored replies,
+# registration finds what it already uploaded), and the scratch volume of the steps that download models.
+HOUR = 3600
+TIMEOUTS = {"train": 14 * 24 * HOUR, "evaluate": 2 * 24 * HOUR, "check": 12 * HOUR, "merge": 12 * HOUR,
+            "register": 6 * HOUR, "step": 2 * HOUR}
+RETRIES = {"gpu": dict(num_retries=3, backoff_duration="5m", backoff_factor=2.0, backoff_max_duration="1h"),
+           "cpu": dict(num_retries=2, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="10m")}
+SCRATCH = "/scratch"   # a generic ephemeral volume (a PVC that lives as long as the pod): remote models land here,
+SCRATCH_SIZE = "600Gi"  # not on the node's disk; a 27B model is 54 GB in bf16, and a step may hold three
 
-def _setup(task, cache: bool = True, gpus: int = 0, memory: str = "8Gi"):
-    """Cluster settings (ignored by kfp.local): credentials from the secret, the KFP run id from the pod's label
-    (how a cached-capable step finds its MLflow pipeline run without a run-specific input), resources, GPU
-    placement, and whether KFP may serve the task from its cache."""
+# The images tasks run in, when the pipeline is built for a registry and tag (build()): {component image: image}
+_IMAGES: dict[str, str] = {}
+
+
+def _setup(task, cache: bool = True, kind: str = "step", gpus=0, cpu="2", memory="8Gi", scratch: bool = False,
+           gpu_resource="nvidia.com/gpu", tolerations=None, node_selector=None):
+    """Cluster settings (ignored by kfp.local): the image, credentials from the secret (references only), the KFP
+    run id from the pod's label (how a cached-capable step finds its MLflow pipeline run without a run-specific
+    input), CPU and memory requests and limits, GPUs of type `gpu_resource` with their tolerations and node
+    selector, a scratch volume, the timeout and retries of its `kind`, and whether KFP may serve it from cache."""
+    image = task.component_spec.implementation.container.image
+    if image in _IMAGES:
+        task.set_container_image(_IMAGES[image])
     kubernetes.use_secret_as_env(task, secret_name=CREDENTIALS_SECRET,
                                  secret_key_to_env={key: key for key in CREDENTIAL_KEYS})
     kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path="metadata.labels['pipeline/runid']")
-    task.set_memory_request(memory).set_cpu_request("2")
-    if gpus:
-        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
-        kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+    task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+    if gpus:   # an int, or a pipeline parameter or task output
+        task.set_accelerator_type(gpu_resource).set_accelerator_limit(gpus)
+        kubernetes.add_toleration_json(task, toleration_json=tolerations)
+        kubernetes.add_node_selector_json(task, node_selector_json=node_selector)
+    if scratch:
+        kubernetes.add_ephemeral_volume(task, volume_name="scratch", mount_path=SCRATCH,
+                                        access_modes=["ReadWriteOnce"], size=SCRATCH_SIZE)
+        task.set_env_variable("SEAVL_CACHE", f"{SCRATCH}/cache").set_env_variable("TMPDIR", SCRATCH)
+    kubernetes.set_timeout(task, TIMEOUTS.get(kind, TIMEOUTS["step"]))
+    task.set_retry(**RETRIES["gpu" if kind in ("train", "evaluate") else "cpu"])
     task.set_caching_options(cache)
     return task
 
@@ -42,15 +69,14 @@ def _validate(kind: str, input_uri, fingerprint, languages, settings, groups, ev
     planned = _setup(plan_data(input_uri=input_uri, input_fingerprint=fingerprint, kind=kind, languages=languages,
                                settings=settings, groups=groups)).set_display_name(f"plan-{kind}")
     with dsl.ParallelFor(planned.output, parallelism=VALIDATION_PARALLELISM) as group:
-        checked = _setup(check_data(group=group)).set_display_name(f"check-{kind}")
+        checked = _setup(check_data(group=group), kind="check", cpu="4", memory="16Gi")
+        checked.set_display_name(f"check-{kind}")
     return _setup(merge_data(input_uri=input_uri, eval_data=eval_data, eval_fingerprint=eval_fingerprint,
-                             work=dsl.Collected(checked.outputs["work"]))
+                             work=dsl.Collected(checked.outputs["work"])), kind="merge", memory="32Gi"
                   ).set_display_name(f"merge-{kind}")
 
 
-@dsl.pipeline(name="sealion-vl", description="Continued pre-training and SFT of a Gemma-3 vision-language "
-              "model for Southeast Asia, evaluated against its base and registered in MLflow.")
-def sealion_vl(
+def _sealion_vl(
     caption_manifest: str = "s3://sealion-vl/data/captions/manifest.parquet",
     sft_conversations: str = "s3://sealion-vl/data/mammoth-vl/sft.jsonl",
     eval_suite: str = "s3://sealion-vl/eval/seahelm/suite.yaml",
@@ -68,9 +94,16 @@ def sealion_vl(
     train_gpus: int = 8,
     train_nodes: int = 1,
     train_node_selector: dict = {},  # noqa: B006
+    train_cpu: str = "32",
+    train_memory: str = "400Gi",
+    gpu_resource: str = "nvidia.com/gpu",
+    gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
     reuse_training: bool = True,
     eval_response_cache: str = "s3://sealion-vl/eval-responses",
     eval_gpus: int = 1,
+    eval_node_selector: dict = {},  # noqa: B006
+    eval_cpu: str = "16",
+    eval_memory: str = "160Gi",
     eval_max_new_tokens: int = 0,
     eval_backend: str = "auto",
     gate: dict = {},  # noqa: B006
@@ -110,10 +143,18 @@ def sealion_vl(
             waits for it; the pipeline root and checkpoint_root must then be on S3.
         train_node_selector: node labels the training pods must match, e.g. {"nvidia.com/gpu.product":
             "NVIDIA-H100-80GB-HBM3"} to choose the accelerator type.
+        train_cpu: CPU cores a training pod requests (and is limited to).
+        train_memory: memory a training pod requests (and is limited to), e.g. "400Gi".
+        gpu_resource: the Kubernetes resource GPU steps request, e.g. "nvidia.com/gpu" or "amd.com/gpu".
+        gpu_tolerations: tolerations of the GPU steps' pods (Kubernetes toleration objects), matching the taints
+            of the GPU nodes.
         reuse_training: reuse both trainings from KFP's cache when their inputs are unchanged; false trains again.
         eval_response_cache: where evaluation replies are kept as they are generated, so that a retried
             evaluation resumes by item id ('' = none).
         eval_gpus: GPUs per evaluation step; the model is spread over them (bf16) when it does not fit one.
+        eval_node_selector: node labels the evaluation pods must match (e.g. the GPU product).
+        eval_cpu: CPU cores an evaluation pod requests (and is limited to).
+        eval_memory: memory an evaluation pod requests (and is limited to); a model is read through it.
         eval_max_new_tokens: 0 generates up to SEA-HELM's limits; > 0 caps replies (a smoke run, marked in the report).
         eval_backend: how evaluation generates: auto (vLLM where the GPU image has it), transformers or vllm.
         gate: the promotion gate's thresholds against the base and the champion ({} = the release's), e.g.
@@ -150,14 +191,15 @@ def sealion_vl(
             shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
                           checkpoint_root=checkpoint_root, gpus=train_gpus, nodes=train_nodes,
                           node_selector=train_node_selector, cache_salt=fp["cache_salt"])
+            on_gpus = dict(gpu_resource=gpu_resource, tolerations=gpu_tolerations, scratch=True)
+            training = dict(kind="train", gpus=pod_gpus.output, cpu=train_cpu, memory=train_memory,
+                            node_selector=train_node_selector, **on_gpus)
             cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
-                                   captions=data.outputs["curated"], training=cpt_training, **shared),
-                         gpus=pod_gpus.output, memory="64Gi")
+                                   captions=data.outputs["curated"], training=cpt_training, **shared), **training)
             sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
-                                   training=sft_training, **shared), gpus=pod_gpus.output, memory="64Gi")
+                                   training=sft_training, **shared), **training)
             for task in (cpt, sft):
                 task.after(pod_gpus)   # the GPU count is a placeholder; kfp.local needs the order spelt out
-                kubernetes.add_node_selector_json(task, node_selector_json=train_node_selector)
                 # /dev/shm is 64 MB in a pod: NCCL between the GPUs and DataLoader workers need more
                 kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
                                            size_limit="64Gi")
@@ -167,13 +209,15 @@ def sealion_vl(
             scoring = dict(eval_suite=eval_suite, eval_fingerprint=fp["eval_fingerprint"],
                            response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens,
                            backend=eval_backend)
-            evals = {role: _setup(evaluate(role=role, **scoring, **model), gpus=eval_gpus, memory="128Gi"
+            evaluating = dict(kind="evaluate", gpus=eval_gpus, cpu=eval_cpu, memory=eval_memory,
+                              node_selector=eval_node_selector, **on_gpus)
+            evals = {role: _setup(evaluate(role=role, **scoring, **model), **evaluating
                                   ).set_display_name(f"evaluate-{role}")
                      for role, model in models.items()}
             references = _setup(reference_models_step(models=reference_models), cache=False)
             with dsl.ParallelFor(references.output, parallelism=2) as ref:
                 refs = _setup(evaluate(role=ref.role, model_uri=ref.uri, model_fingerprint=ref.fingerprint,
-                                       **scoring), gpus=eval_gpus, memory="128Gi")
+                                       **scoring), **evaluating)
                 refs.set_display_name("evaluate-reference")
             side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()},
                                           references=dsl.Collected(refs.outputs["scores"])))
@@ -188,7 +232,8 @@ def sealion_vl(
             reg = _setup(register(candidate=sft.outputs["model"], scores=side_by_side.outputs["scores"],
                                   promote=verdict.outputs["Output"], gate_reasons=verdict.outputs["reasons"],
                                   registered_model_name=registered_model_name, lineage=lineage,
-                                  training_data=training_data), cache=False)
+                                  training_data=training_data), cache=False, kind="register", memory="16Gi",
+                         scratch=True)
             with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
                 _setup(promote(registered_model_name=registered_model_name, version=reg.output), cache=False)
             tracked = [data, chats, cpt, sft, *evals.values(), side_by_side]
@@ -196,3 +241,22 @@ def sealion_vl(
                               reference_runs=dsl.Collected(refs.outputs["mlflow_run_id"])), cache=False)
         with dsl.Else(name="unchanged-since-champion"):
             _setup(skipped(reason=fp["skip_reason"]), cache=False)
+
+
+def build(image_registry: str | None = None, image_tag: str | None = None, pipeline_root: str | None = None):
+    """The pipeline, its tasks' images in `image_registry` with `image_tag` (set per task with
+    set_container_image) and its default pipeline root (e.g. s3://sealion-vl/pipeline-root, so that models move
+    through S3, not KFP's default store), as `seavl compile` and `seavl submit` build it."""
+    global _IMAGES
+    if image_registry or image_tag:
+        _IMAGES = {image: images.retag(image, image_tag or image.rpartition(":")[2], image_registry)
+                   for image in (images.CPU_IMAGE, images.GPU_IMAGE)}
+    try:
+        return dsl.pipeline(name="sealion-vl", pipeline_root=pipeline_root,
+                            description="Continued pre-training and SFT of a Gemma-3 vision-language model for "
+                            "Southeast Asia, evaluated against its base and registered in MLflow.")(_sealion_vl)
+    finally:
+        _IMAGES = {}
+
+
+sealion_vl = build()

@@ -4,7 +4,7 @@ from kfp import dsl
 from components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def record_run(step_runs: list, reference_runs: list = []):  # noqa: B006 (KFP reads the default)
     """Complete the MLflow pipeline run with the steps KFP served from its cache: link each reused step run
     (tag seavl.reused.<step>) and copy its headline metrics. Never cached.
@@ -19,7 +19,7 @@ def record_run(step_runs: list, reference_runs: list = []):  # noqa: B006 (KFP r
     print("reused from KFP's cache:", reused or "nothing")
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def skipped(reason: str):
     """What a run whose inputs are unchanged since the champion does instead of training (skip_if_unchanged):
     say why, in the log and on the MLflow pipeline run (tag seavl.skipped). Never cached.
@@ -33,7 +33,7 @@ def skipped(reason: str):
     print(reason)
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def finish_run(status: dsl.PipelineTaskFinalStatus):
     """Exit handler: close the MLflow pipeline run with the pipeline's final state.
 
@@ -45,7 +45,7 @@ def finish_run(status: dsl.PipelineTaskFinalStatus):
     finish_pipeline_run(status.state)
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def training_pod_gpus(gpus_per_node: int, nodes: int) -> int:
     """GPUs the training step's own pod requests: all of a node's when it trains there, none when it only
     launches a multi-node TrainJob (whose pods request their own).

@@ -7,7 +7,7 @@ from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Model, Output
 from components.common.images import CPU_IMAGE, GPU_IMAGE
 
 
-@dsl.component(base_image=GPU_IMAGE)
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def evaluate(
     role: str,
     eval_suite: str,
@@ -60,7 +60,7 @@ def evaluate(
     return (step.run_id,)
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def compare(
     base: Input[Artifact],
     cpt: Input[Artifact],

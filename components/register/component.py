@@ -5,7 +5,7 @@ from kfp.dsl import Artifact, Input, Markdown, Model, Output
 from components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def gate(scores: Input[Artifact], settings: dict, reasons: Output[Markdown]) -> bool:
     """Decide whether the candidate may become champion: its captioning, VQA and text scores against the base's
     and the current champion's, on the 95% intervals of the differences, overall and per language.
@@ -31,7 +31,7 @@ def gate(scores: Input[Artifact], settings: dict, reasons: Output[Markdown]) -> 
     return decision.promote
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def register(
     candidate: Input[Model],
     scores: Input[Artifact],
@@ -106,7 +106,7 @@ def register(
     return version
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def promote(registered_model_name: str, version: str):
     """Move the `champion` alias to the registered version (runs only when the gate passed).
 

@@ -6,7 +6,7 @@ from kfp import dsl
 from components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def snapshot(
     caption_manifest: str,
     sft_conversations: str,
@@ -107,7 +107,7 @@ def snapshot(
             fingerprints["replay"], version, uri, salt, training, configuration, skip, reason)
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def reference_models(models: dict) -> list:
     """Resolve the reference models by content, like snapshot does for the other inputs. Never cached.
 

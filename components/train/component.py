@@ -16,7 +16,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 from components.common.images import GPU_IMAGE
 
 
-@dsl.component(base_image=GPU_IMAGE)
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train_cpt(
     base_model: str,
     base_fingerprint: str,
@@ -63,7 +63,7 @@ def train_cpt(
     return (run_id,)
 
 
-@dsl.component(base_image=GPU_IMAGE)
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train_sft(
     init_model: Input[Model],
     conversations: Input[Dataset],

@@ -10,7 +10,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 from components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def plan_data(
     input_uri: str,
     input_fingerprint: str,
@@ -44,7 +44,7 @@ def plan_data(
     return task_groups(cfg.model_copy(update={"kind": found}), grouped, input_fingerprint)
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def check_data(group: str, work: Output[Artifact]):
     """Check every record of one group of units; candidates and quarantined rows as Parquet in `work`.
 
@@ -60,7 +60,7 @@ def check_data(group: str, work: Output[Artifact]):
     work.metadata.update({"rows_in": stats["rows_in"], "units": len(stats["units"])})
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def merge_data(
     input_uri: str,
     eval_data: str,

@@ -56,6 +56,8 @@ def test_compile_writes_yaml_that_loads_back(compiled):
 
     loaded = components.load_component_from_file(str(out))
     assert "caption_manifest" in loaded.component_spec.inputs
+    # the images hold kfp and the project: no step pip-installs anything when its pod starts
+    assert "pip install" not in out.read_text()
 
 
 def test_an_unchanged_run_takes_the_skip_branch(compiled):
@@ -129,17 +131,58 @@ def test_kubernetes_settings_are_compiled_in(compiled):
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     cpt = executors["exec-train-cpt"]
     assert cpt["secretAsEnv"][0]["secretName"] == "seavl-mlflow"
-    assert cpt["tolerations"][0]["key"] == "nvidia.com/gpu"
     # every step learns its KFP run id from the pod's label, not from an input
     for name, executor in executors.items():
         assert {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"} in executor["fieldPathAsEnv"], \
             name
+        assert int(executor["activeDeadlineSeconds"]) > 0, name   # every step has a timeout
+    assert int(cpt["activeDeadlineSeconds"]) == 14 * 24 * 3600
+    # GPUs are run parameters: their resource type, the count (train_gpus on one node, none when the training
+    # step launches a multi-node TrainJob), tolerations and node selectors
     resources = spec["deploymentSpec"]["executors"]["exec-train-cpt"]["container"]["resources"]
-    # GPUs of the training step's own pod: train_gpus on one node, none when it launches a multi-node TrainJob
-    assert resources["accelerator"]["resourceCount"] == \
-        "{{$.inputs.parameters['pipelinechannel--training-pod-gpus-Output']}}"
-    selector = {"nodeSelectorJson": {"componentInputParameter": "pipelinechannel--train_node_selector"}}
-    assert cpt["nodeSelector"] == selector
+    assert resources["accelerator"] == {
+        "resourceCount": "{{$.inputs.parameters['pipelinechannel--training-pod-gpus-Output']}}",
+        "resourceType": "{{$.inputs.parameters['pipelinechannel--gpu_resource']}}"}
+    assert resources["resourceMemoryLimit"] == resources["resourceMemoryRequest"] == \
+        "{{$.inputs.parameters['pipelinechannel--train_memory']}}"
+    evaluate = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["resources"]
+    assert evaluate["accelerator"]["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--eval_gpus']}}"
+    assert cpt["nodeSelector"] == {"nodeSelectorJson": {"componentInputParameter":
+                                                        "pipelinechannel--train_node_selector"}}
+    assert cpt["tolerations"] == [{"tolerationJson": {"componentInputParameter": "pipelinechannel--gpu_tolerations"}}]
+    assert executors["exec-evaluate"]["nodeSelector"] == {
+        "nodeSelectorJson": {"componentInputParameter": "pipelinechannel--eval_node_selector"}}
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["gpu_tolerations"]["defaultValue"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                          "effect": "NoSchedule"}]
+    # models land on a scratch volume that lives with the pod, not on the node's disk
+    for step in ("exec-train-cpt", "exec-train-sft", "exec-evaluate", "exec-register"):
+        assert executors[step]["genericEphemeralVolume"][0]["mountPath"] == "/scratch", step
+    # GPU steps retry with backoff (training resumes from checkpoints, evaluation from stored replies)
+    retry = {t["taskInfo"]["name"]: t.get("retryPolicy") for t in _tasks(spec).values()}
+    assert retry["train-cpt"] == {"backoffDuration": "300s", "backoffFactor": 2.0, "backoffMaxDuration": "3600s",
+                                  "maxRetryCount": 3}
+    assert all(retry.values())
+
+
+def test_secrets_are_named_never_carried(tmp_path, monkeypatch):
+    """Credentials reach pods only through references to the secret: values planted in the environment of the
+    compiling machine are nowhere in the YAML."""
+    planted = {"AWS_SECRET_ACCESS_KEY": "planted-aws-secret-9f3k", "AWS_ACCESS_KEY_ID": "planted-key-id-7q2",
+               "MLFLOW_TRACKING_PASSWORD": "planted-mlflow-pw-5x8", "MLFLOW_TRACKING_TOKEN": "planted-token-1z9",
+               "KFP_TOKEN": "planted-kfp-token-3c4"}
+    for key, value in planted.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "p.yaml"
+    result = CliRunner().invoke(app, ["compile", "-o", str(out), "--pipeline-root", "s3://sealion-vl/root"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert not [v for v in planted.values() if v in text]
+    assert "seavl-mlflow" in text and "AWS_SECRET_ACCESS_KEY" in text   # the name and the key, as references
+    spec = next(yaml.safe_load_all(text))
+    assert spec["defaultPipelineRoot"] == "s3://sealion-vl/root"
+    bad = CliRunner().invoke(app, ["compile", "-o", str(out), "--pipeline-root", "sealion-vl/root"])
+    assert bad.exit_code == 2 and "must be a URI" in bad.output
 
 
 def test_run_rejects_unknown_parameters(tmp_path):

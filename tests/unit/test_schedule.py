@@ -1,8 +1,9 @@
-"""`seavl schedule / schedules / unschedule` against a fake KFP v2beta1 REST API on loopback (http.server in a
-thread) that answers as kfp-server-api 2.17 reads it and records every request."""
+"""`seavl schedule / schedules / unschedule / submit` against a fake KFP v2beta1 REST API on loopback (http.server
+in a thread) that answers as kfp-server-api 2.17 reads it and records every request."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.parse
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ class FakeKfp:
         self.requests: list[dict] = []
         self.experiments: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
+        self.started: list[str] = []   # ids of the runs created
         self.page_cap, self.token, self.healthz_open = page_cap, token, healthz_open
         self.lock = threading.Lock()
         fake = self
@@ -107,6 +109,11 @@ class FakeKfp:
             run_id = self.add_run(body["display_name"], body["trigger"]["cron_schedule"]["cron"],
                                   body["experiment_id"], body["runtime_config"]["parameters"])
             return 200, self.runs[run_id]
+        if path == f"{API}/runs" and method == "POST":
+            run = {**body, "run_id": f"run-{len(self.requests)}", "state": "PENDING",
+                   "created_at": "2025-01-01T00:00:00Z"}
+            self.started.append(run["run_id"])
+            return 200, run
         if path == f"{API}/recurringruns" and method == "GET":
             runs = [v for v in self.runs.values()
                     if not query.get("experiment_id") or v["experiment_id"] == query["experiment_id"]]
@@ -305,3 +312,53 @@ def test_in_cluster_service_account_token_is_sent(monkeypatch, tmp_path):
         assert fake.requests[-1]["headers"]["authorization"] == "Bearer sa-token-456"
     finally:
         fake.close()
+
+
+def _kubectl(tmp_path, monkeypatch, rc: int, stderr: str = ""):
+    """A stand-in `kubectl` on PATH that records its arguments and answers as a cluster would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "kubectl"
+    script.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/kubectl.args\n"
+                      f"[ {rc} -eq 0 ] && echo secret/seavl-mlflow\necho '{stderr}' >&2\nexit {rc}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path / "kubectl.args"
+
+
+def test_submit_checks_the_secret_compiles_and_starts_one_run(kfp_api, tmp_path, monkeypatch):
+    args_file = _kubectl(tmp_path, monkeypatch, 0)
+    r = invoke("submit", "--host", kfp_api.url, "--namespace", "team-a", "--experiment", "exp",
+               "--param", "eval_gpus=2", "--pipeline-root", "s3://sealion-vl/root", "--token", "tok-1",
+               "--image-registry", "reg.local/t")
+    assert r.exit_code == 0, r.output
+    assert "secret seavl-mlflow in namespace team-a: found" in r.output
+    assert args_file.read_text().split()[:5] == ["get", "secret", "seavl-mlflow", "-n", "team-a"]
+    [sent] = kfp_api.sent("POST", "/runs")
+    assert sent["headers"]["authorization"] == "Bearer tok-1"
+    assert sent["body"]["runtime_config"]["parameters"]["eval_gpus"] == 2
+    assert sent["body"]["runtime_config"]["parameters"]["git_commit"] == git_commit()
+    assert sent["body"]["runtime_config"]["pipeline_root"] == "s3://sealion-vl/root"
+    spec = sent["body"]["pipeline_spec"]
+    spec = spec.get("pipeline_spec", spec)
+    assert spec["pipelineInfo"]["name"] == "sealion-vl"
+    assert {e["container"]["image"].rsplit(":", 1)[0] for e in spec["deploymentSpec"]["executors"].values()} == \
+        {"reg.local/t/sealion-vl-cpu", "reg.local/t/sealion-vl-gpu"}
+    [run_id] = kfp_api.started
+    assert r.output.splitlines()[-1] == f"run {run_id} started in experiment exp: {kfp_api.url}/#/runs/details/{run_id}"
+
+
+def test_submit_stops_when_the_secret_is_missing_and_says_how_to_create_it(kfp_api, tmp_path, monkeypatch):
+    _kubectl(tmp_path, monkeypatch, 1, 'Error from server (NotFound): secrets "seavl-mlflow" not found')
+    r = invoke("submit", "--host", kfp_api.url)
+    assert r.exit_code == 2
+    assert "secret seavl-mlflow is not in namespace kubeflow" in r.output
+    assert "kubectl create secret generic seavl-mlflow -n kubeflow --from-env-file=" in r.output
+    assert not kfp_api.sent("POST", "/runs")
+    # a cluster kubectl cannot reach: said, not fatal (the KFP API decides)
+    _kubectl(tmp_path, monkeypatch, 1, "The connection to the server localhost:8080 was refused")
+    r = invoke("submit", "--host", kfp_api.url)
+    assert r.exit_code == 0 and "not checked: The connection to the server" in r.output
+    # an unknown parameter is refused before anything is sent
+    r = invoke("submit", "--host", kfp_api.url, "--no-check-secret", "--param", "eval_gpuz=2")
+    assert r.exit_code == 2 and "eval_gpuz" in r.output and len(kfp_api.sent("POST", "/runs")) == 1
