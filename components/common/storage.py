@@ -102,8 +102,18 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def cache_dir() -> Path:
-    """Where remote inputs are copied to, and where the demo is built: $SEAVL_CACHE or ~/.cache/seavl."""
-    return Path(os.environ.get("SEAVL_CACHE") or Path.home() / ".cache" / "seavl")
+    """Where remote inputs are copied to, and where the demo is built: $SEAVL_CACHE (on a cluster, the step's
+    scratch volume) when it can be written, else ~/.cache/seavl."""
+    configured = os.environ.get("SEAVL_CACHE")
+    if configured:
+        try:
+            Path(configured).mkdir(parents=True, exist_ok=True)
+            return Path(configured)
+        except PermissionError:   # a volume whose storage class gives it to root only
+            import logging
+
+            logging.getLogger(__name__).warning("SEAVL_CACHE=%s cannot be written: using ~/.cache/seavl", configured)
+    return Path.home() / ".cache" / "seavl"
 
 
 def _listing(fs, path: str) -> dict[str, dict]:
