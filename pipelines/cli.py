@@ -103,20 +103,40 @@ def read_settings(config: Path | None, overrides: list[str]) -> dict:
     return apply_overrides(settings or {}, overrides)
 
 
+def typed_arguments(args: dict) -> dict:
+    """`args` as the pipeline's parameters declare them (the KFP API refuses 32 for a string parameter such as
+    train_cpu, which YAML and --set read as a number); ValueError naming unknown parameters and values that do
+    not fit their type."""
+    from pipelines.sealion_vl import sealion_vl
+
+    declared = sealion_vl.component_spec.inputs or {}
+    unknown = sorted(set(args) - set(declared))
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(declared)}")
+    out = {}
+    for name, value in args.items():
+        kind = declared[name].type
+        if kind == "String" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        elif kind == "Integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif kind == "Float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        wanted = {"String": str, "Integer": int, "Float": float, "Boolean": bool, "Dict": dict, "List": list}.get(kind)
+        if wanted is not None and (not isinstance(value, wanted) or (wanted is int and isinstance(value, bool))):
+            raise ValueError(f"pipeline parameter {name} takes {kind.lower()} values, got {value!r}")
+        out[name] = value
+    return out
+
+
 def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -> dict:
     """Pipeline arguments from a YAML file, `{demo}` filled in, then `key=value` overrides on top."""
     import yaml
 
-    from pipelines.sealion_vl import sealion_vl
-
     try:
-        args = apply_overrides(yaml.safe_load(config.read_text()) or {}, overrides)
+        args = typed_arguments(apply_overrides(yaml.safe_load(config.read_text()) or {}, overrides))
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    known = set(sealion_vl.component_spec.inputs or {})
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise typer.BadParameter(f"unknown pipeline parameter(s) {unknown}; known: {sorted(known)}")
     if demo_root is not None:
         def fill(value):
             if isinstance(value, str):
@@ -443,17 +463,11 @@ def pull(uri: str = typer.Argument(..., metavar="models:/NAME@ALIAS", help="a re
 def pipeline_arguments(config: Path | None, overrides: list[str]) -> dict:
     """Pipeline arguments from an optional YAML file, `key=value` overrides on top; unknown names refused
     (ValueError). Without either: {} (the pipeline's defaults)."""
-    from pipelines.sealion_vl import sealion_vl
 
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"--param takes key=value, got {item!r}")
-    args = read_settings(config, overrides)
-    known = set(sealion_vl.component_spec.inputs or {})
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(known)}")
-    return args
+    return typed_arguments(read_settings(config, overrides))
 
 
 HOST_HELP = "the Kubeflow Pipelines API, e.g. http://localhost:8888 (default: $KFP_HOST)"

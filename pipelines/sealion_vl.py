@@ -9,7 +9,7 @@ content fingerprints (from snapshot) and upstream artifacts, never anything that
 from kfp import dsl, kubernetes
 
 from components.common import images
-from components.common.component import finish_run, record_run, skipped, training_pod_gpus
+from components.common.component import finish_run, gpu_pod, record_run, skipped
 from components.common.images import CREDENTIAL_KEYS, CREDENTIALS_SECRET
 from components.common.languages import LANGUAGES
 from components.evaluate.component import compare, evaluate
@@ -28,38 +28,46 @@ VALIDATION_PARALLELISM = 16  # check tasks at a time (KFP fixes a ParallelFor's 
 HOUR = 3600
 TIMEOUTS = {"train": 14 * 24 * HOUR, "evaluate": 2 * 24 * HOUR, "check": 12 * HOUR, "merge": 12 * HOUR,
             "register": 6 * HOUR, "step": 2 * HOUR}
-RETRIES = {"gpu": dict(num_retries=3, backoff_duration="5m", backoff_factor=2.0, backoff_max_duration="1h"),
-           "cpu": dict(num_retries=2, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="10m")}
-SCRATCH = "/scratch"   # a generic ephemeral volume (a PVC that lives as long as the pod): remote models land here,
-SCRATCH_SIZE = "600Gi"  # not on the node's disk; a 27B model is 54 GB in bf16, and a step may hold three
+RETRIES = {"gpu": dict(num_retries=3, backoff_duration="5m", backoff_factor=2.0),
+           "cpu": dict(num_retries=2, backoff_duration="30s", backoff_factor=2.0)}
+# Models a step downloads itself land in an emptyDir (writable by the images' non-root user, which a fresh PVC
+# is not without an fsGroup KFP cannot set), capped at SCRATCH_SIZE: a 27B model is 54 GB in bf16, and a step
+# may hold three. The node's disk must have room for it, and for the artifacts KFP's launcher stages.
+SCRATCH = "/scratch"
+SCRATCH_SIZE = "600Gi"
 
 # The images tasks run in, when the pipeline is built for a registry and tag (build()): {component image: image}
 _IMAGES: dict[str, str] = {}
 
 
-def _setup(task, cache: bool = True, kind: str = "step", gpus=0, cpu="2", memory="8Gi", scratch: bool = False,
-           gpu_resource="nvidia.com/gpu", tolerations=None, node_selector=None):
+def _setup(task, cache: bool = True, kind: str = "step", cpu: str = "2", memory: str = "8Gi", pod=None,
+           scratch: bool = False):
     """Cluster settings (ignored by kfp.local): the image, credentials from the secret (references only), the KFP
     run id from the pod's label (how a cached-capable step finds its MLflow pipeline run without a run-specific
-    input), CPU and memory requests and limits, GPUs of type `gpu_resource` with their tolerations and node
-    selector, a scratch volume, the timeout and retries of its `kind`, and whether KFP may serve it from cache."""
+    input), CPU and memory (requests = limits), for a GPU step the GPUs, tolerations and node selector that its
+    `pod` task (gpu_pod) resolved from the run's parameters, a scratch volume, the timeout and retries of its
+    `kind`, and whether KFP may serve it from its cache."""
     image = task.component_spec.implementation.container.image
     if image in _IMAGES:
         task.set_container_image(_IMAGES[image])
     kubernetes.use_secret_as_env(task, secret_name=CREDENTIALS_SECRET,
                                  secret_key_to_env={key: key for key in CREDENTIAL_KEYS})
     kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path="metadata.labels['pipeline/runid']")
+    if pod is not None:
+        cpu, memory = pod.outputs["cpu"], pod.outputs["memory"]
+        task.set_accelerator_type(pod.outputs["gpu_resource"]).set_accelerator_limit(pod.outputs["gpus"])
+        kubernetes.add_toleration_json(task, toleration_json=pod.outputs["tolerations"])
+        kubernetes.add_node_selector_json(task, node_selector_json=pod.outputs["node_selector"])
+        task.after(pod)   # the settings are placeholders; kfp.local needs the order spelt out
     task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
-    if gpus:   # an int, or a pipeline parameter or task output
-        task.set_accelerator_type(gpu_resource).set_accelerator_limit(gpus)
-        kubernetes.add_toleration_json(task, toleration_json=tolerations)
-        kubernetes.add_node_selector_json(task, node_selector_json=node_selector)
     if scratch:
-        kubernetes.add_ephemeral_volume(task, volume_name="scratch", mount_path=SCRATCH,
-                                        access_modes=["ReadWriteOnce"], size=SCRATCH_SIZE)
-        task.set_env_variable("SEAVL_CACHE", f"{SCRATCH}/cache").set_env_variable("TMPDIR", SCRATCH)
+        kubernetes.empty_dir_mount(task, volume_name="scratch", mount_path=SCRATCH, size_limit=SCRATCH_SIZE)
+        task.set_env_variable("SEAVL_CACHE", f"{SCRATCH}/cache")
     kubernetes.set_timeout(task, TIMEOUTS.get(kind, TIMEOUTS["step"]))
-    task.set_retry(**RETRIES["gpu" if kind in ("train", "evaluate") else "cpu"])
+    retries = RETRIES["gpu" if kind in ("train", "evaluate") else "cpu"]
+    # Argo counts backoff_max_duration from the first attempt: it must outlast every attempt's timeout
+    limit = (retries["num_retries"] + 1) * TIMEOUTS.get(kind, TIMEOUTS["step"])
+    task.set_retry(**retries, backoff_max_duration=f"{limit}s")
     task.set_caching_options(cache)
     return task
 
@@ -187,19 +195,21 @@ def _sealion_vl(
             chats = _validate("conversations", sft_conversations, fp["sft_fingerprint"], languages, sft_validation,
                               validation_groups)
             # the training step's own pod holds the GPUs on one node, none when it launches a multi-node job
-            pod_gpus = _setup(training_pod_gpus(gpus_per_node=train_gpus, nodes=train_nodes))
+            gpus = dict(gpu_resource=gpu_resource, tolerations=gpu_tolerations)
+            train_pod = _setup(gpu_pod(gpus_per_node=train_gpus, nodes=train_nodes, cpu=train_cpu, memory=train_memory,
+                                       node_selector=train_node_selector, **gpus)).set_display_name("train-pod")
+            eval_settings = dict(gpus_per_node=eval_gpus, nodes=1, cpu=eval_cpu, memory=eval_memory,
+                                 node_selector=eval_node_selector, **gpus)
+            eval_pod = _setup(gpu_pod(**eval_settings)).set_display_name("evaluate-pod")
             shared = dict(replay_data=replay_data, replay_fingerprint=fp["replay_fingerprint"],
                           checkpoint_root=checkpoint_root, gpus=train_gpus, nodes=train_nodes,
                           node_selector=train_node_selector, cache_salt=fp["cache_salt"])
-            on_gpus = dict(gpu_resource=gpu_resource, tolerations=gpu_tolerations, scratch=True)
-            training = dict(kind="train", gpus=pod_gpus.output, cpu=train_cpu, memory=train_memory,
-                            node_selector=train_node_selector, **on_gpus)
+            training = dict(kind="train", pod=train_pod, scratch=True)
             cpt = _setup(train_cpt(base_model=base_model, base_fingerprint=fp["base_fingerprint"],
                                    captions=data.outputs["curated"], training=cpt_training, **shared), **training)
             sft = _setup(train_sft(init_model=cpt.outputs["model"], conversations=chats.outputs["curated"],
                                    training=sft_training, **shared), **training)
             for task in (cpt, sft):
-                task.after(pod_gpus)   # the GPU count is a placeholder; kfp.local needs the order spelt out
                 # /dev/shm is 64 MB in a pod: NCCL between the GPUs and DataLoader workers need more
                 kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
                                            size_limit="64Gi")
@@ -209,15 +219,16 @@ def _sealion_vl(
             scoring = dict(eval_suite=eval_suite, eval_fingerprint=fp["eval_fingerprint"],
                            response_cache=eval_response_cache, gpus=eval_gpus, max_new_tokens=eval_max_new_tokens,
                            backend=eval_backend)
-            evaluating = dict(kind="evaluate", gpus=eval_gpus, cpu=eval_cpu, memory=eval_memory,
-                              node_selector=eval_node_selector, **on_gpus)
+            evaluating = dict(kind="evaluate", pod=eval_pod, scratch=True)
             evals = {role: _setup(evaluate(role=role, **scoring, **model), **evaluating
                                   ).set_display_name(f"evaluate-{role}")
                      for role, model in models.items()}
             references = _setup(reference_models_step(models=reference_models), cache=False)
             with dsl.ParallelFor(references.output, parallelism=2) as ref:
+                # a loop's tasks see run parameters only through task inputs: each iteration resolves its own pod
+                ref_pod = _setup(gpu_pod(**eval_settings)).set_display_name("evaluate-pod")
                 refs = _setup(evaluate(role=ref.role, model_uri=ref.uri, model_fingerprint=ref.fingerprint,
-                                       **scoring), **evaluating)
+                                       **scoring), kind="evaluate", pod=ref_pod, scratch=True)
                 refs.set_display_name("evaluate-reference")
             side_by_side = _setup(compare(**{role: task.outputs["scores"] for role, task in evals.items()},
                                           references=dsl.Collected(refs.outputs["scores"])))

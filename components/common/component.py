@@ -1,4 +1,6 @@
 """KFP components that belong to no step: the pipeline run's own bookkeeping in MLflow."""
+from typing import NamedTuple
+
 from kfp import dsl
 
 from components.common.images import CPU_IMAGE
@@ -46,17 +48,33 @@ def finish_run(status: dsl.PipelineTaskFinalStatus):
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def training_pod_gpus(gpus_per_node: int, nodes: int) -> int:
-    """GPUs the training step's own pod requests: all of a node's when it trains there, none when it only
-    launches a multi-node TrainJob (whose pods request their own).
+def gpu_pod(gpus_per_node: int, nodes: int, cpu: str, memory: str, gpu_resource: str, tolerations: list,
+            node_selector: dict) -> NamedTuple("Outputs", gpus=str, cpu=str, memory=str, gpu_resource=str,
+                                               tolerations=list, node_selector=dict):
+    """The Kubernetes settings of a GPU step's own pod, from the run's parameters, as task outputs: KFP hands a
+    GPU count to the pod only as text, and a step inside a ParallelFor receives run parameters only through a
+    task input. A pod that launches a multi-node TrainJob (nodes > 1) asks for no GPU and little else: the job's
+    pods hold the GPUs.
 
     Args:
-        gpus_per_node: GPUs per node of the training.
-        nodes: nodes of the training.
+        gpus_per_node: GPUs per node of the step.
+        nodes: nodes of the step (more than one: a TrainJob runs it).
+        cpu: CPU cores per pod (requests = limits).
+        memory: memory per pod (requests = limits).
+        gpu_resource: the Kubernetes resource of a GPU, e.g. nvidia.com/gpu.
+        tolerations: the GPU nodes' tolerations.
+        node_selector: the GPU nodes' labels to select.
 
     Returns:
-        GPUs for the step's pod.
+        gpus: GPUs the pod requests.
+        cpu: CPU cores it requests.
+        memory: memory it requests.
+        gpu_resource: the resource its GPUs are requested as.
+        tolerations: its tolerations.
+        node_selector: its node selector.
     """
     if gpus_per_node < 1 or nodes < 1:
-        raise ValueError(f"training needs at least one GPU per node and one node, got {gpus_per_node} x {nodes}")
-    return gpus_per_node if nodes == 1 else 0
+        raise ValueError(f"a GPU step needs at least one GPU per node and one node, got {gpus_per_node} x {nodes}")
+    if nodes > 1:
+        return ("0", "2", "8Gi", gpu_resource, [], {})
+    return (str(gpus_per_node), cpu, memory, gpu_resource, tolerations, node_selector)

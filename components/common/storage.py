@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 REGISTRY_SCHEME = "models:/"
@@ -103,17 +104,16 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 def cache_dir() -> Path:
     """Where remote inputs are copied to, and where the demo is built: $SEAVL_CACHE (on a cluster, the step's
-    scratch volume) when it can be written, else ~/.cache/seavl."""
-    configured = os.environ.get("SEAVL_CACHE")
-    if configured:
-        try:
-            Path(configured).mkdir(parents=True, exist_ok=True)
-            return Path(configured)
-        except PermissionError:   # a volume whose storage class gives it to root only
-            import logging
-
-            logging.getLogger(__name__).warning("SEAVL_CACHE=%s cannot be written: using ~/.cache/seavl", configured)
-    return Path.home() / ".cache" / "seavl"
+    scratch volume), else ~/.cache/seavl. OSError, naming it, when the folder cannot be written: a model of tens
+    of gigabytes must not quietly land somewhere else."""
+    path = Path(os.environ.get("SEAVL_CACHE") or Path.home() / ".cache" / "seavl")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise OSError(f"the download cache {path} (SEAVL_CACHE) cannot be written: {err}") from None
+    return path
 
 
 def _listing(fs, path: str) -> dict[str, dict]:

@@ -83,7 +83,10 @@ def manifest(req: JobRequest) -> dict:
             "env": env,
         },
         "runtimePatches": [{"manager": "sealion-vl-pipelines", "trainingRuntimeSpec": {"template": {"spec": {
-            "replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": pod}}}}]}}}}],
+            "replicatedJobs": [{"name": "node", "template": {"spec": {"template": {
+                # an Istio sidecar (multi-user Kubeflow injects one in profile namespaces) would stand between
+                # torchrun's rendezvous and NCCL, and keep the job's pods from completing
+                "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}}, "spec": pod}}}}]}}}}],
     }
     if req.deadline_s:
         spec["activeDeadlineSeconds"] = int(req.deadline_s)

@@ -137,31 +137,43 @@ def test_kubernetes_settings_are_compiled_in(compiled):
             name
         assert int(executor["activeDeadlineSeconds"]) > 0, name   # every step has a timeout
     assert int(cpt["activeDeadlineSeconds"]) == 14 * 24 * 3600
-    # GPUs are run parameters: their resource type, the count (train_gpus on one node, none when the training
-    # step launches a multi-node TrainJob), tolerations and node selectors
+    # GPUs are run parameters: a gpu_pod task resolves them (KFP hands a GPU count to a pod only as text, and
+    # a ParallelFor's tasks see run parameters only through task inputs) - type, count (train_gpus on one node,
+    # none when the step launches a multi-node TrainJob), CPU and memory (requests = limits), tolerations and
+    # node selectors
+    tasks = _tasks(spec)
+    assert tasks["gpu-pod"]["taskInfo"]["name"] == "train-pod"
+    assert tasks["gpu-pod"]["inputs"]["parameters"]["gpus_per_node"] == {"componentInputParameter":
+                                                                           "pipelinechannel--train_gpus"}
+    assert tasks["gpu-pod"]["inputs"]["parameters"]["gpu_resource"] == {"componentInputParameter":
+                                                                          "pipelinechannel--gpu_resource"}
     resources = spec["deploymentSpec"]["executors"]["exec-train-cpt"]["container"]["resources"]
-    assert resources["accelerator"] == {
-        "resourceCount": "{{$.inputs.parameters['pipelinechannel--training-pod-gpus-Output']}}",
-        "resourceType": "{{$.inputs.parameters['pipelinechannel--gpu_resource']}}"}
-    assert resources["resourceMemoryLimit"] == resources["resourceMemoryRequest"] == \
-        "{{$.inputs.parameters['pipelinechannel--train_memory']}}"
-    evaluate = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["resources"]
-    assert evaluate["accelerator"]["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--eval_gpus']}}"
-    assert cpt["nodeSelector"] == {"nodeSelectorJson": {"componentInputParameter":
-                                                        "pipelinechannel--train_node_selector"}}
-    assert cpt["tolerations"] == [{"tolerationJson": {"componentInputParameter": "pipelinechannel--gpu_tolerations"}}]
-    assert executors["exec-evaluate"]["nodeSelector"] == {
-        "nodeSelectorJson": {"componentInputParameter": "pipelinechannel--eval_node_selector"}}
+    pod = "{{$.inputs.parameters['pipelinechannel--%s-%s']}}"
+    producer = tasks["train-cpt"]["inputs"]["parameters"]["pipelinechannel--gpu-pod-gpus"]["taskOutputParameter"]
+    assert producer == {"outputParameterKey": "gpus", "producerTask": "gpu-pod"}
+    assert resources["accelerator"] == {"resourceCount": pod % ("gpu-pod", "gpus"),
+                                        "resourceType": pod % ("gpu-pod", "gpu_resource")}
+    assert resources["resourceMemoryLimit"] == resources["resourceMemoryRequest"] == pod % ("gpu-pod", "memory")
+    assert cpt["tolerations"] == [{"tolerationJson": {"taskOutputParameter": {"outputParameterKey": "tolerations",
+                                                                              "producerTask": "gpu-pod"}}}]
+    assert cpt["nodeSelector"]["nodeSelectorJson"]["taskOutputParameter"]["producerTask"] == "gpu-pod"
+    # the reference evaluations inside the ParallelFor resolve their own pod from the run's parameters
+    loop = next(c for n, c in spec["components"].items() if n.startswith("comp-for-loop")
+                and "evaluate-5" in c["dag"]["tasks"])
+    assert {"pipelinechannel--eval_gpus", "pipelinechannel--gpu_resource", "pipelinechannel--gpu_tolerations"} <= \
+        set(loop["inputDefinitions"]["parameters"])
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["gpu_tolerations"]["defaultValue"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
                                                           "effect": "NoSchedule"}]
-    # models land on a scratch volume that lives with the pod, not on the node's disk
+    # models land on a scratch volume, writable by the images' non-root user
     for step in ("exec-train-cpt", "exec-train-sft", "exec-evaluate", "exec-register"):
-        assert executors[step]["genericEphemeralVolume"][0]["mountPath"] == "/scratch", step
-    # GPU steps retry with backoff (training resumes from checkpoints, evaluation from stored replies)
-    retry = {t["taskInfo"]["name"]: t.get("retryPolicy") for t in _tasks(spec).values()}
-    assert retry["train-cpt"] == {"backoffDuration": "300s", "backoffFactor": 2.0, "backoffMaxDuration": "3600s",
-                                  "maxRetryCount": 3}
+        assert {"volumeName": "scratch", "mountPath": "/scratch", "sizeLimit": "600Gi"} in \
+            executors[step]["emptyDirMounts"], step
+    # steps retry with backoff (training resumes from checkpoints, evaluation from stored replies); Argo counts
+    # the backoff window from the first attempt, so it outlasts every attempt's timeout
+    retry = {t["taskInfo"]["name"]: t.get("retryPolicy") for t in tasks.values()}
+    assert retry["train-cpt"] == {"backoffDuration": "300s", "backoffFactor": 2.0,
+                                  "backoffMaxDuration": f"{4 * 14 * 24 * 3600}s", "maxRetryCount": 3}
     assert all(retry.values())
 
 

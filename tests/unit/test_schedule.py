@@ -329,14 +329,15 @@ def _kubectl(tmp_path, monkeypatch, rc: int, stderr: str = ""):
 def test_submit_checks_the_secret_compiles_and_starts_one_run(kfp_api, tmp_path, monkeypatch):
     args_file = _kubectl(tmp_path, monkeypatch, 0)
     r = invoke("submit", "--host", kfp_api.url, "--namespace", "team-a", "--experiment", "exp",
-               "--param", "eval_gpus=2", "--pipeline-root", "s3://sealion-vl/root", "--token", "tok-1",
-               "--image-registry", "reg.local/t")
+               "--param", "eval_gpus=2", "--param", "train_cpu=32", "--pipeline-root", "s3://sealion-vl/root",
+               "--token", "tok-1", "--image-registry", "reg.local/t")
     assert r.exit_code == 0, r.output
     assert "secret seavl-mlflow in namespace team-a: found" in r.output
     assert args_file.read_text().split()[:5] == ["get", "secret", "seavl-mlflow", "-n", "team-a"]
     [sent] = kfp_api.sent("POST", "/runs")
     assert sent["headers"]["authorization"] == "Bearer tok-1"
     assert sent["body"]["runtime_config"]["parameters"]["eval_gpus"] == 2
+    assert sent["body"]["runtime_config"]["parameters"]["train_cpu"] == "32"   # a string parameter, sent as one
     assert sent["body"]["runtime_config"]["parameters"]["git_commit"] == git_commit()
     assert sent["body"]["runtime_config"]["pipeline_root"] == "s3://sealion-vl/root"
     spec = sent["body"]["pipeline_spec"]
@@ -362,3 +363,6 @@ def test_submit_stops_when_the_secret_is_missing_and_says_how_to_create_it(kfp_a
     # an unknown parameter is refused before anything is sent
     r = invoke("submit", "--host", kfp_api.url, "--no-check-secret", "--param", "eval_gpuz=2")
     assert r.exit_code == 2 and "eval_gpuz" in r.output and len(kfp_api.sent("POST", "/runs")) == 1
+    r = invoke("submit", "--host", kfp_api.url, "--no-check-secret", "--param", "train_gpus=eight")
+    assert r.exit_code == 2 and "pipeline parameter train_gpus takes integer values, got 'eight'" in " ".join(
+        r.output.split())

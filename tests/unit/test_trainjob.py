@@ -32,6 +32,8 @@ def test_the_manifest_is_valid_against_the_trainjob_crd():
     pod_spec = pod["template"]["spec"]["template"]["spec"]
     assert pod_spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    # no Istio sidecar in a multi-user profile namespace: it would sit between torchrun's rendezvous and NCCL
+    assert pod["template"]["spec"]["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     # a misspelt field is caught by the schema, as the API server would
     broken = trainjob.manifest(_request())
     broken["spec"]["trainer"]["numProcPerNode"] = "eight"
