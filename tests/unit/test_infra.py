@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import uuid
 from pathlib import Path
 
 import jsonschema
@@ -500,15 +501,17 @@ def test_bucket_script_is_idempotent_against_s3(monkeypatch, capsys):
     try:
         for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
             monkeypatch.setenv(key, value)
-        environ = {"BUCKETS": "sealion-vl, other-bucket", "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        # moto keeps one store per process, shared with the other tests' servers: names of this test's own
+        first, second = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("sealion-vl", "other"))
+        environ = {"BUCKETS": f"{first}, {second}", "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
                    "WAIT_SECONDS": "5"}
         assert script.main(environ) == 0
         assert script.main(environ) == 0   # again: nothing to do, still success
         out = capsys.readouterr().out.splitlines()
-        assert out == ["s3://sealion-vl: created", "s3://other-bucket: created",
-                       "s3://sealion-vl: exists", "s3://other-bucket: exists"]
+        assert out == [f"s3://{first}: created", f"s3://{second}: created",
+                       f"s3://{first}: exists", f"s3://{second}: exists"]
         s3 = script.connect(environ["MLFLOW_S3_ENDPOINT_URL"], "us-east-1")
-        assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == ["other-bucket", "sealion-vl"]
+        assert {first, second} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
         # an endpoint that never answers fails within WAIT_SECONDS
         with pytest.raises(SystemExit, match="did not answer"):
             script.main({"MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "WAIT_SECONDS": "0"})
