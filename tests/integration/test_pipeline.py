@@ -26,14 +26,25 @@ def _demo_args(demo, experiment: str) -> dict:
     return args
 
 
+# Credentials planted in the steps' environment: none may reach an output (they are never needed here: the
+# tracking server takes no login, and the steps reach S3 only through it)
+PLANTED = {"MLFLOW_TRACKING_USERNAME": "planted-user-4k2q", "MLFLOW_TRACKING_PASSWORD": "planted-password-8x1m",
+           "HF_TOKEN": "planted-hf-token-3j7v", "KFP_TOKEN": "planted-kfp-token-6c9w"}
+
+
 @pytest.fixture(scope="session")
-def pipeline_runs(demo, mlflow_server, tmp_path_factory):
+def pipeline_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("pipeline")
+
+
+@pytest.fixture(scope="session")
+def pipeline_runs(demo, mlflow_server, pipeline_home):
     """{"fresh" | "cached" | "skipped" | "changed": (KFP run id, seconds)} of four runs with caching on. The
     caption manifest is a copy (with its images), so that one caption can change in place between runs. Weight
     files from 1 MiB up go to S3 in parts (MLflow's proxied multipart upload; 500 MiB by default)."""
     from pipelines.local import run_pipeline
 
-    root = tmp_path_factory.mktemp("pipeline")
+    root = pipeline_home
     data = root / "data"
     shutil.copytree(demo.root / "data" / "images" / "cpt", data / "images" / "cpt")
     shutil.copy(demo.captions, data / "captions.jsonl")
@@ -44,6 +55,8 @@ def pipeline_runs(demo, mlflow_server, tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
         mp.setenv("SEAVL_HOME", str(root / "seavl"))
         mp.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1 << 20))
+        for key, value in PLANTED.items():
+            mp.setenv(key, value)
         for name in ("fresh", "cached", "skipped", "changed"):
             if name == "changed":
                 lines = (data / "captions.jsonl").read_text(encoding="utf-8").splitlines()
@@ -326,6 +339,26 @@ def test_compare_prints_the_last_runs_side_by_side_and_plots_them(pipeline_runs,
     assert r.returncode == 0 and r.stdout.index(fresh.parent_run_id[:12]) < r.stdout.index("v1, gate")
     r = subprocess.run([*seavl, "no-such-run"], env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "no-such-run is neither" in r.stderr
+
+
+def test_no_planted_credential_reaches_any_output(pipeline_runs, pipeline_home, mlflow_server, tracking_server):
+    """Four runs with credentials in their environment: none is in the pipeline root, the local state, the
+    tracking server's store or any object in its artifact bucket (runs, parameters, tags, reports, models)."""
+    import boto3
+
+    needles = [v.encode() for v in PLANTED.values()]
+    scanned, found = 0, []
+    for path in [*pipeline_home.rglob("*"), *mlflow_server.root.rglob("*")]:
+        if path.is_file():
+            scanned += 1
+            data = path.read_bytes()
+            found += [f"{path}: {n.decode()}" for n in needles if n in data]
+    s3 = boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
+    for key in bucket_keys(os.environ["MLFLOW_S3_ENDPOINT_URL"], tracking_server.bucket):
+        scanned += 1
+        data = s3.get_object(Bucket=tracking_server.bucket, Key=key)["Body"].read()
+        found += [f"s3://{tracking_server.bucket}/{key}: {n.decode()}" for n in needles if n in data]
+    assert scanned > 500 and found == []
 
 
 def test_bad_manifest_stops_the_pipeline_before_training(demo, tmp_path, monkeypatch, local_mlflow):
