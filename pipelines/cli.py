@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -77,12 +79,12 @@ def parse_value(text: str):
     return value
 
 
-def apply_overrides(settings: dict, overrides: list[str]) -> dict:
-    """`key=value` items on top of `settings`; `a.b=value` sets key b of the dictionary a."""
+def apply_overrides(settings: dict, overrides: list[str], flag: str = "--set") -> dict:
+    """`key=value` items (given with `flag`) on top of `settings`; `a.b=value` sets key b of the dictionary a."""
     settings = dict(settings)
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"--set takes key=value, got {item!r}")
+            raise ValueError(f"{flag} takes key=value, got {item!r}")
         key, value = item.split("=", 1)
         *outer, last = key.strip().split(".")
         target = settings
@@ -93,14 +95,14 @@ def apply_overrides(settings: dict, overrides: list[str]) -> dict:
     return settings
 
 
-def read_settings(config: Path | None, overrides: list[str]) -> dict:
+def read_settings(config: Path | None, overrides: list[str], flag: str = "--set") -> dict:
     """Settings from a YAML file of key: value (none: {}), with --set overrides on top."""
     import yaml
 
     settings = yaml.safe_load(config.read_text()) if config else {}
     if settings is not None and not isinstance(settings, dict):
         raise ValueError(f"{config} must hold key: value settings")
-    return apply_overrides(settings or {}, overrides)
+    return apply_overrides(settings or {}, overrides, flag)
 
 
 def typed_arguments(args: dict) -> dict:
@@ -463,11 +465,18 @@ def pull(uri: str = typer.Argument(..., metavar="models:/NAME@ALIAS", help="a re
 def pipeline_arguments(config: Path | None, overrides: list[str]) -> dict:
     """Pipeline arguments from an optional YAML file, `key=value` overrides on top; unknown names refused
     (ValueError). Without either: {} (the pipeline's defaults)."""
+    return typed_arguments(read_settings(config, overrides, "--param"))
 
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"--param takes key=value, got {item!r}")
-    return typed_arguments(read_settings(config, overrides))
+
+@contextmanager
+def compiled(image_registry: str | None, image_tag: str | None, pipeline_root: str | None) -> Iterator[str]:
+    """The pipeline compiled (compile_pipeline) into a temporary YAML file, for as long as the block runs."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="seavl-") as tmp:
+        package = Path(tmp) / "sealion_vl_pipeline.yaml"
+        compile_pipeline(package, image_registry, image_tag, pipeline_root)
+        yield str(package)
 
 
 HOST_HELP = "the Kubeflow Pipelines API, e.g. http://localhost:8888 (default: $KFP_HOST)"
@@ -494,8 +503,6 @@ def schedule(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
     time, no catch-up of missed runs). Scheduled runs skip unchanged data unless told skip_if_unchanged=false.
 
     Exit status 0, or 2 when the host, the credentials, the cron expression or the arguments cannot be used."""
-    import tempfile
-
     import yaml
 
     from pipelines import kfp_client
@@ -506,10 +513,8 @@ def schedule(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
         args.setdefault("skip_if_unchanged", True)
         args.setdefault("git_commit", git_commit())
         client = kfp_client.connect(host, namespace, token)
-        with tempfile.TemporaryDirectory(prefix="seavl-schedule-") as tmp:
-            package = Path(tmp) / "sealion_vl_pipeline.yaml"
-            compile_pipeline(package, image_registry, image_tag, pipeline_root)
-            schedule_id = kfp_client.create_schedule(client, str(package), cron_used, args, experiment, name)
+        with compiled(image_registry, image_tag, pipeline_root) as package:
+            schedule_id = kfp_client.create_schedule(client, package, cron_used, args, experiment, name)
     except (kfp_client.KfpUnavailable, kfp_client.KfpError, ValueError, OSError, yaml.YAMLError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
@@ -536,7 +541,6 @@ def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
     """Compile the pipeline and start one run of it on a Kubeflow Pipelines cluster; prints the run's URL.
 
     Exit status 0, or 2 when the host, the credentials, the arguments or the credentials secret cannot be used."""
-    import tempfile
     import time
 
     import yaml
@@ -551,10 +555,8 @@ def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
             found = kfp_client.check_secret(CREDENTIALS_SECRET, namespace or "kubeflow")
             typer.echo(f"secret {CREDENTIALS_SECRET} in namespace {namespace or 'kubeflow'}: {found}")
         client = kfp_client.connect(host, namespace, token)
-        with tempfile.TemporaryDirectory(prefix="seavl-submit-") as tmp:
-            package = Path(tmp) / "sealion_vl_pipeline.yaml"
-            compile_pipeline(package, image_registry, image_tag, pipeline_root)
-            run_id, url = kfp_client.create_run(client, str(package), args, experiment,
+        with compiled(image_registry, image_tag, pipeline_root) as package:
+            run_id, url = kfp_client.create_run(client, package, args, experiment,
                                                 name or time.strftime("sealion-vl-%Y%m%d-%H%M%S"), pipeline_root)
     except (kfp_client.KfpUnavailable, kfp_client.KfpError, kfp_client.SecretMissing, ValueError, OSError,
             yaml.YAMLError) as err:

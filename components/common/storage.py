@@ -178,20 +178,26 @@ def localize(uri: str, dest: Path | None = None) -> Path:
     return dest
 
 
-def _registered_identity(uri: str) -> str:
-    """What names a registered version's bytes: the registry it lives in and the version's source and run, not
-    just `models:/name/version` (another tracking server, or a recreated registry, reuses those)."""
-    import mlflow
+def registered_version(uri: str):
+    """The MLflow ModelVersion that `models:/NAME@ALIAS` or `models:/NAME/VERSION` names (MlflowException when
+    there is none)."""
     from mlflow.tracking import MlflowClient
 
     ref = uri[len(REGISTRY_SCHEME):].strip("/")
     client = MlflowClient()
     if "@" in ref:
         name, alias = ref.split("@", 1)
-        mv = client.get_model_version_by_alias(name, alias)
-    else:
-        name, version = ref.rsplit("/", 1)
-        mv = client.get_model_version(name, version)
+        return client.get_model_version_by_alias(name, alias)
+    name, version = ref.rsplit("/", 1)
+    return client.get_model_version(name, version)
+
+
+def _registered_identity(uri: str) -> str:
+    """What names a registered version's bytes: the registry it lives in and the version's source and run, not
+    just `models:/name/version` (another tracking server, or a recreated registry, reuses those)."""
+    import mlflow
+
+    mv = registered_version(uri)
     return "|".join([mlflow.get_registry_uri(), mv.name, str(mv.version), mv.source, str(mv.run_id),
                      str(mv.creation_timestamp)])
 
@@ -201,16 +207,18 @@ def _localize_registered(uri: str, dest: Path) -> Path:
     save_pretrained folder (the `weights/` of an MLflow model version: components/common/vlm_pyfunc.py)."""
     import mlflow
 
-    from components.common.vlm_pyfunc import WEIGHTS, weights_folder
+    from components.common.vlm_pyfunc import weights_folder
 
     done = dest.parent / f".{dest.name}.done"
-    if not done.exists():
+    fresh = not done.exists()
+    if fresh:
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
-        weights_folder(dest)  # checks the checksums
+    folder = weights_folder(dest, check=fresh)   # checksums checked once, on download
+    if fresh:
         done.touch()
-    return dest / WEIGHTS if (dest / "MLmodel").exists() else dest
+    return folder
 
 
 def publish(local: Path, uri: str) -> str:

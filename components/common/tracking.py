@@ -188,13 +188,18 @@ def record_params(run_id: str, params: dict) -> None:
                                                 else v for k, v in params.items()})
 
 
-def tag_pipeline_run(tags: dict[str, str]) -> None:
-    """Tag this process's pipeline run."""
-    client = mlflow_client()
+def _required_pipeline_run(client):
+    """This process's pipeline run; RuntimeError naming the KFP run id when there is none."""
     pipeline = _current_pipeline_run(client)
     if pipeline is None:
         raise RuntimeError(f"no pipeline run for {RUN_ID_ENV}={kfp_run_id()!r}")
-    _log_batch(client, pipeline.info.run_id, tags=tags)
+    return pipeline
+
+
+def tag_pipeline_run(tags: dict[str, str]) -> None:
+    """Tag this process's pipeline run."""
+    client = mlflow_client()
+    _log_batch(client, _required_pipeline_run(client).info.run_id, tags=tags)
 
 
 def version_tag(name: str, version: str, key: str) -> str:
@@ -543,10 +548,7 @@ def record_pipeline_run(step_run_ids: list[str]) -> dict[str, str]:
 
     check_reachable()
     client = mlflow_client()
-    pipeline = _current_pipeline_run(client)
-    if pipeline is None:
-        raise RuntimeError(f"no pipeline run for {RUN_ID_ENV}={kfp_run_id()!r}")
-    pid = pipeline.info.run_id
+    pid = _required_pipeline_run(client).info.run_id
     reused: dict[str, str] = {}
     for rid in dict.fromkeys(r for r in step_run_ids if r):
         run = client.get_run(rid)

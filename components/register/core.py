@@ -250,7 +250,7 @@ def pull(uri: str, out: Path) -> tuple[str, Path]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from components.common import tracking
+    from components.common import storage, tracking
     from components.common.models import check_weights
     from components.common.vlm_pyfunc import ChecksumMismatch, weights_folder
 
@@ -259,17 +259,12 @@ def pull(uri: str, out: Path) -> tuple[str, Path]:
     out = Path(out).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PullError(f"{out} exists and is not an empty folder: choose a new one")
-    client = tracking.mlflow_client()
-    ref = uri[len("models:/"):].strip("/")
+    tracking.configure()
     try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias).version
-        else:
-            name, version = ref.rsplit("/", 1)
-            version = client.get_model_version(name, version).version
+        found = storage.registered_version(uri)
     except MlflowException as err:
         raise PullError(f"{uri}: no such registered version ({err.message})") from None
+    name, version = found.name, found.version
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))  # same disk: moved, not copied
     try:

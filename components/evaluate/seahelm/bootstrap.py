@@ -81,15 +81,12 @@ def paired_metric_difference(candidate: list[dict], reference: list[dict], kind:
         return paired_difference({i: r["score"] for i, r in a.items()}, {i: r["score"] for i, r in b.items()},
                                  resamples, alpha, seed)
     shared = _shared(a, b)
-    gold = np.array([str(a[i]["gold"]) for i in shared])
-    classes = sorted(set(gold.tolist()))
-    if len(classes) < 2:
+    if len({str(a[i]["gold"]) for i in shared}) < 2:
         raise ValueError("balanced accuracy needs at least two distinct gold labels")
-    pa, pb = (np.array([str(m[i]["answer"]) for i in shared]) for m in (a, b))
+    mine, theirs = [a[i] for i in shared], [{**b[i], "gold": a[i]["gold"]} for i in shared]  # one gold for both
 
     def stat(r):
-        return (_normalized_balanced_accuracy(gold, pa, r, classes)
-                - _normalized_balanced_accuracy(gold, pb, r, classes))
+        return _statistics(mine, r, "mcq") - _statistics(theirs, r, "mcq")
     low, high = _bounds(stat(_resamples(len(shared), resamples, seed)), alpha)
     return Difference(float(stat(np.arange(len(shared))[None, :])[0]), low, high, len(shared))
 
