@@ -15,8 +15,8 @@
 # DOCKER     (environment) the client, default docker (podman and `buildah bud` take the same arguments).
 # --dry-run  print the commands instead of running them.
 #
-# TORCH_VERSION is read from the Makefile's TORCH_SPEC (the one pin) and IMAGE_TAG is the tag: neither (nor
-# BASE_IMAGE) can be given with --build-arg.
+# TORCH_VERSION is read from the Makefile's TORCH_SPEC (the one pin; requirements.lock must pin the same) and
+# IMAGE_TAG is the tag: neither (nor BASE_IMAGE) can be given with --build-arg.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -79,6 +79,10 @@ done
 # One torch version everywhere: the Makefile's pin.
 torch_version=$(sed -n 's/^TORCH_SPEC[[:space:]]*?=[[:space:]]*torch==\([^[:space:]]*\).*/\1/p' Makefile)
 [[ $torch_version =~ ^[0-9][0-9A-Za-z.+]*$ ]] || die "no 'TORCH_SPEC ?= torch==<version>' line in the Makefile"
+# The lock the images install under pins it too (`make lock` holds it there); another would fail the build late.
+locked_torch=$(sed -n 's/^torch==\([^[:space:]]*\).*/\1/p' requirements.lock 2> /dev/null)
+[ "$locked_torch" = "$torch_version" ] ||
+    die "requirements.lock pins torch '${locked_torch}', the Makefile's TORCH_SPEC torch==$torch_version: run make lock"
 
 if [ -z "${TAG:-}" ]; then
     if command -v seavl > /dev/null; then

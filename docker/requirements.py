@@ -2,10 +2,14 @@
 line (a pip requirements file).
 
 The images install these in a layer of their own, before the code is copied, so that an edit of components/ or
-pipelines/ reinstalls nothing but the project itself (`pip install --no-deps .`); only an edit of pyproject.toml
-reinstalls the dependencies. Standard library only: it runs in the bare base image (Python >= 3.11, tomllib).
+pipelines/ reinstalls nothing but the project itself (`pip install --no-deps .`); only an edit of pyproject.toml or
+of requirements.lock reinstalls the dependencies. What to install comes from here (the CPU image takes no extra),
+the version of each, transitive ones included, from the lock (`make lock`), given as constraints:
 
     python docker/requirements.py pyproject.toml gpu > requirements.txt
+    pip install -c requirements.lock -r requirements.txt
+
+Standard library only: it runs in the bare base image (Python >= 3.11, tomllib).
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from collections.abc import Iterator
@@ -80,7 +81,10 @@ def parse_value(text: str):
 
 
 def apply_overrides(settings: dict, overrides: list[str], flag: str = "--set") -> dict:
-    """`key=value` items (given with `flag`) on top of `settings`; `a.b=value` sets key b of the dictionary a."""
+    """`key=value` items (given with `flag`) on top of `settings`; `a.b=value` sets key b of the dictionary a.
+    ValueError naming the item when it is not key=value, its value is not YAML, or `a` holds a single value."""
+    import yaml
+
     settings = dict(settings)
     for item in overrides:
         if "=" not in item:
@@ -89,20 +93,37 @@ def apply_overrides(settings: dict, overrides: list[str], flag: str = "--set") -
         *outer, last = key.strip().split(".")
         target = settings
         for part in outer:
-            target[part] = dict(target.get(part) or {})
+            inner = target.get(part)
+            if inner is not None and not isinstance(inner, dict):
+                raise ValueError(f"{flag} {item!r}: {part} is {inner!r}, not a group of settings")
+            target[part] = dict(inner or {})
             target = target[part]
-        target[last] = parse_value(value)
+        try:
+            target[last] = parse_value(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{flag} {item!r}: the value is not valid YAML ({getattr(err, 'problem', err)})") from None
     return settings
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file of key: value settings ({} when empty); ValueError naming the file when it is missing, is not
+    YAML or holds something other than key: value pairs."""
+    import yaml
+
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"{path} must hold key: value settings, not a {type(settings).__name__}")
+    return settings or {}
 
 
 def read_settings(config: Path | None, overrides: list[str], flag: str = "--set") -> dict:
     """Settings from a YAML file of key: value (none: {}), with --set overrides on top."""
-    import yaml
-
-    settings = yaml.safe_load(config.read_text()) if config else {}
-    if settings is not None and not isinstance(settings, dict):
-        raise ValueError(f"{config} must hold key: value settings")
-    return apply_overrides(settings or {}, overrides, flag)
+    return apply_overrides(read_yaml(config) if config else {}, overrides, flag)
 
 
 def typed_arguments(args: dict) -> dict:
@@ -128,27 +149,56 @@ def typed_arguments(args: dict) -> dict:
         if wanted is not None and (not isinstance(value, wanted) or (wanted is int and isinstance(value, bool))):
             raise ValueError(f"pipeline parameter {name} takes {kind.lower()} values, got {value!r}")
         out[name] = value
+    check_settings(out)
     return out
 
 
+def check_settings(args: dict) -> None:
+    """The pipeline's dictionary parameters against the settings the steps make of them: a misspelt key or a
+    value of the wrong type is refused here, naming the parameter, not by a step an hour into the run."""
+    from pydantic import ValidationError
+
+    from components.register.core import GateConfig
+    from components.train.loop import TrainConfig
+    from components.validate_data.core import ValidateConfig
+
+    kinds = {"caption_validation": ValidateConfig, "sft_validation": ValidateConfig, "cpt_training": TrainConfig,
+             "sft_training": TrainConfig, "gate": GateConfig}
+    for name, settings in args.items():
+        if name in kinds:
+            try:
+                kinds[name](**settings)
+            except ValidationError as err:
+                raise ValueError(f"pipeline parameter {name}: {err}") from None
+
+
 def load_arguments(config: Path, overrides: list[str], demo_root: Path | None) -> dict:
-    """Pipeline arguments from a YAML file, `{demo}` filled in, then `key=value` overrides on top."""
-    import yaml
+    """Pipeline arguments from a YAML file, `key=value` overrides on top, `{demo}` filled in (ValueError naming
+    what cannot be used)."""
+    args = typed_arguments(apply_overrides(read_yaml(config), overrides))
+    return fill_demo(args, demo_root) if demo_root is not None else args
 
-    try:
-        args = typed_arguments(apply_overrides(yaml.safe_load(config.read_text()) or {}, overrides))
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
-    if demo_root is not None:
-        def fill(value):
-            if isinstance(value, str):
-                return value.replace("{demo}", str(demo_root))
-            if isinstance(value, dict):
-                return {k: fill(v) for k, v in value.items()}
-            return value
 
-        args = {k: fill(v) for k, v in args.items()}
-    return args
+def fill_demo(args: dict, demo_root: Path) -> dict:
+    """`{demo}` in the arguments' text values replaced by the demo's folder."""
+    def fill(value):
+        if isinstance(value, str):
+            return value.replace("{demo}", str(demo_root))
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+
+    return {k: fill(v) for k, v in args.items()}
+
+
+def use_registry(uri: str) -> None:
+    """When `uri` is a registered version (models:/...), point MLflow at the project's tracking server, checked to
+    answer, as `seavl pull` does: MLflow would otherwise look in a store of its own in the current folder."""
+    from components.common import tracking
+
+    if uri.startswith("models:/"):
+        tracking.check_reachable()
+        tracking.configure()
 
 
 def compile_pipeline(output: Path, image_registry: str | None = None, image_tag: str | None = None,
@@ -179,8 +229,10 @@ def compile(output: Path = typer.Option(Path("sealion_vl_pipeline.yaml"), "--out
                                                      "50-110 GB pass through it)")):
     """Write the pipeline YAML to upload in the Kubeflow UI (Pipelines -> Upload pipeline)."""
     try:
+        if not output.parent.is_dir():
+            raise ValueError(f"cannot write {output}: the folder {output.parent} does not exist")
         used = compile_pipeline(output, image_registry, image_tag, pipeline_root)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {output}; images: {', '.join(sorted(used))}")
@@ -214,15 +266,14 @@ def run(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="pipe
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         tracking.check_reachable()
-    except tracking.TrackingUnavailable as err:
+        args = load_arguments(config, set_, None)   # checked before anything is built or run
+    except (tracking.TrackingUnavailable, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    demo_root = None
-    if "{demo}" in config.read_text():
+    if any("{demo}" in json.dumps(v, default=str) for v in args.values()):
         from demo.build import ensure_demo
 
-        demo_root = ensure_demo(seed).root
-    args = load_arguments(config, set_, demo_root)
+        args = fill_demo(args, ensure_demo(seed).root)
     args.setdefault("git_commit", git_commit())
     show_result(run_pipeline(args, cache=cache))
 
@@ -283,12 +334,15 @@ def train(stage: str = typer.Argument(..., metavar="{cpt,sft}", help="cpt: capti
           processes: int = typer.Option(1, "--processes", help="processes on this machine (one per GPU): FSDP2")):
     """Train one stage alone, with the pipeline's own training code.
 
-    Exit status: 0 trained; 1 training failed (out of memory: with what `seavl plan` advises); 2 the model, the
+    Exit status: 0 trained; 1 training failed (out of memory: with what `seavl plan` advises; a checkpoint that
+    could not be written: with the one a restart resumes from); 2 the model, the
     data, the checkpoint or the settings cannot be used."""
+    from mlflow.exceptions import MlflowException
     from pydantic import ValidationError
 
     from components.common.models import ModelFolderError
-    from components.train.checkpoints import CheckpointMismatch
+    from components.common.tracking import TrackingUnavailable
+    from components.train.checkpoints import CheckpointMismatch, CheckpointWriteError
     from components.train.data import EmptyDataset
     from components.train.launch import TrainingFailed, launch, spec
     from components.train.loop import TrainConfig
@@ -301,17 +355,22 @@ def train(stage: str = typer.Argument(..., metavar="{cpt,sft}", help="cpt: capti
         cfg = TrainConfig(**read_settings(config, set_))
         if processes < 1:
             raise ValueError(f"--processes must be at least 1, got {processes}")
+        use_registry(init_model)
 
         def show(metrics: dict, step: int) -> None:
             typer.echo(f"step {step}: " + "  ".join(f"{k.removeprefix('train/')} {v:.4g}" for k, v in metrics.items()))
 
         result = launch(spec(stage, init_model, data, out, cfg.model_dump(), checkpoint_uri=checkpoint_uri),
                         processes, log_metrics=show)
-    except (OutOfMemory, TrainingFailed) as err:
+    except (OutOfMemory, TrainingFailed, CheckpointWriteError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
-    except (ValidationError, ValueError, OSError, ModelFolderError, EmptyDataset, CheckpointMismatch) as err:
+    except (ValidationError, ValueError, OSError, ModelFolderError, EmptyDataset, CheckpointMismatch,
+            TrackingUnavailable) as err:
         typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    except MlflowException as err:   # --init-model models:/NAME/VERSION that the registry does not have
+        typer.echo(f"error: {init_model}: {err.message}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{stage}: {result.steps} steps, loss {result.first_loss:.3f} -> {result.final_loss:.3f}, "
                f"{result.train_seconds:.0f} s; model: {out}")
@@ -337,8 +396,11 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
     from components.train.plan import Request
     from components.train.plan import plan as make_plan
 
-    if min(gpus, nodes, batch, seq_len) < 1 or gpu_memory <= 0:
-        typer.echo("error: --gpus, --nodes, --batch and --seq-len must be at least 1, --gpu-memory positive", err=True)
+    wrong = [f"{flag} must be at least 1, got {value}" for flag, value in
+             (("--gpus", gpus), ("--nodes", nodes), ("--batch", batch), ("--seq-len", seq_len)) if value < 1]
+    wrong += [f"--gpu-memory must be positive, got {gpu_memory:g}"] if gpu_memory <= 0 else []
+    if wrong:
+        typer.echo(f"error: {'; '.join(wrong)}", err=True)
         raise typer.Exit(2)
     try:
         result = make_plan(Request(model=model, gpus=gpus, nodes=nodes, gpu_memory_gb=gpu_memory, batch=batch,
@@ -383,11 +445,13 @@ def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained fol
     """Run a SEA-HELM suite on one model: SEA-HELM's prompts and limits, its metrics, its aggregation.
 
     Exit status 0, or 2 when the suite, the data or the model cannot be used (named in the message)."""
+    from mlflow.exceptions import MlflowException
     from pydantic import ValidationError
     from rich.console import Console
     from rich.table import Table
 
     from components.common.models import ModelFolderError
+    from components.common.tracking import TrackingUnavailable
     from components.evaluate.inference import BackendUnavailable
     from components.evaluate.seahelm.mcq import TooFewLabels
     from components.evaluate.seahelm.suite import ResponseStore, load_suite, run_suite
@@ -395,12 +459,19 @@ def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained fol
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        if gpus < 1:
+            raise ValueError(f"--gpus must be at least 1, got {gpus}")
+        loaded = load_suite(str(suite))
+        use_registry(model)
         store = ResponseStore(str(out / "responses"))
-        store.claim(model)
-        result = run_suite(model, load_suite(str(suite)), store, gpus=gpus, backend=backend)
+        store.claim(model)   # refused now when the folder holds another model's replies; marked with the first reply
+        result = run_suite(model, loaded, store, gpus=gpus, backend=backend)
     except (EvalDataError, TooFewLabels, ValidationError, ModelFolderError, OSError, ValueError,
-            BackendUnavailable) as err:
+            BackendUnavailable, TrackingUnavailable) as err:
         typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    except MlflowException as err:   # --model models:/NAME@ALIAS that the registry does not have
+        typer.echo(f"error: {model}: {err.message}", err=True)
         raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)
     (out / "scores.json").write_text(result.to_json(), encoding="utf-8")

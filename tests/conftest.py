@@ -3,6 +3,7 @@ MLflow tracking server backed by sqlite with its artifacts in that S3 bucket. Th
 session; each test that needs a clean slate gets its own bucket or experiment."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -28,6 +29,41 @@ def demo():
     return ensure_demo()
 
 
+@pytest.fixture(scope="session")
+def curated(demo, tmp_path_factory):
+    """The first 256 caption pairs, curated by validate_data (a folder of Parquet files)."""
+    from components.validate_data.core import ValidateConfig, validate
+
+    work = tmp_path_factory.mktemp("data")
+    root = Path(demo.captions).parent
+    rows = [json.loads(line) for line in Path(demo.captions).read_text().splitlines()[:256]]
+    manifest = work / "first-256.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "image": str(root / r["image"])}) + "\n" for r in rows))
+    # synthetic shapes: no Southeast-Asian context, and look-alike scenes (see pipelines/configs/demo.yaml)
+    report = validate(str(manifest), work / "out", ValidateConfig(min_sea_score=0.0, near_duplicate_bits=-1,
+                                                                  image_root=str(root)))
+    assert report.rows_curated == 256
+    return str(work / "out" / "curated")
+
+
+# What the fault and attack tests measured (time lost, retries, injected faults), printed after the run and
+# quoted in RELIABILITY.md.
+FIGURES: list[tuple[str, str]] = []
+
+
+@pytest.fixture()
+def figure(request):
+    """figure(text): keep one measured figure of this test for the summary at the end of the run."""
+    return lambda text: FIGURES.append((request.node.nodeid, text))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for node, text in FIGURES:
+            terminalreporter.write_line(f"{node}: {text}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,7 +81,8 @@ def s3_server():
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
                                             "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="s3-secret-planted-5t8r",
+                      AWS_DEFAULT_REGION="us-east-1",
                       AWS_ENDPOINT_URL_S3=endpoint, MLFLOW_S3_ENDPOINT_URL=endpoint)
     yield endpoint
     server.stop()

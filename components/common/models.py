@@ -5,6 +5,8 @@ folder that has only those is refused. Remote code is never trusted.
 """
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -27,6 +29,32 @@ def check_weights(model_dir: Path) -> None:
             else "it holds no weights"
         raise ModelFolderError(f"{model_dir} has no .safetensors weights: {held}. Convert the model with "
                                "save_pretrained(..., safe_serialization=True).")
+    index = model_dir / "model.safetensors.index.json"
+    if index.exists():
+        listed = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [name for name in listed if not (model_dir / name).exists()]
+        if missing:
+            raise ModelFolderError(f"{model_dir} is incomplete: {index.name} lists {len(missing)} weight file(s) that "
+                                   f"are not there ({', '.join(missing[:3])}); was its copy or upload cut off?")
+    for path in sorted(model_dir.glob("*.safetensors")):
+        _check_whole(path)
+
+
+def _check_whole(path: Path) -> None:
+    """A safetensors file holds every byte its header promises (from the header alone: cheap at 50 GB)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size:
+                raise ValueError("header longer than the file")
+            header = json.loads(f.read(header_len))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError) as err:
+        raise ModelFolderError(f"{path} is not a readable safetensors file ({err}): was it cut off?") from None
+    if 8 + header_len + end > size:
+        raise ModelFolderError(f"{path} is truncated: {size} bytes of the {8 + header_len + end} its header "
+                               "announces; was its copy or upload cut off?")
 
 
 def load_processor(model_dir: Path):

@@ -36,11 +36,17 @@ def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
     Parquet files (a curated dataset) or a `datasets.save_to_disk` folder (Arrow stream files named in its
     state.json), streamed in batches."""
     fs, path = storage.filesystem(uri)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{uri} does not exist")
     if str(uri).endswith((".jsonl", ".json")):
         with fs.open(path, "rb") as f:
-            for line in f:
+            for n, line in enumerate(f, start=1):
                 if line.strip():
-                    yield json.loads(line)
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{uri} line {n} is not JSON ({err})") from None
+                    yield row
         return
     parts = sorted(p for p in fs.find(path) if p.endswith(".jsonl")) if fs.isdir(path) else []
     if parts:
@@ -61,6 +67,9 @@ def iter_rows(uri: str, columns: list[str] | None = None) -> Iterator[dict]:
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(path, filesystem=fs, format="parquet")
+    missing = [c for c in columns or [] if c not in dataset.schema.names]
+    if missing:
+        raise ValueError(f"{uri} has no column(s) {missing} (its columns: {dataset.schema.names})")
     for batch in dataset.to_batches(columns=columns, batch_size=8192):
         yield from batch.to_pylist()
 

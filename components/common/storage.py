@@ -10,11 +10,14 @@ size, so a changed object is fetched again); `publish` copies a local result to 
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REGISTRY_SCHEME = "models:/"
@@ -58,6 +61,19 @@ def s3_endpoint() -> str | None:
     return next((os.environ[v] for v in _ENDPOINT_VARS if os.environ.get(v)), None)
 
 
+def options(uri: str) -> dict:
+    """fsspec's settings for `uri`. S3: the endpoint named in the environment; a connection that cannot be made
+    fails within seconds instead of botocore's 60 s per try; an answer awaited longer than SEAVL_S3_READ_TIMEOUT
+    (120 s) is a timeout; errors, throttling, resets and timeouts are retried with exponential backoff and jitter
+    (botocore's standard mode, 5 attempts)."""
+    if not str(uri).startswith("s3://"):
+        return {}
+    read_timeout = float(os.environ.get("SEAVL_S3_READ_TIMEOUT", 120))
+    return {"client_kwargs": {"endpoint_url": s3_endpoint()},
+            "config_kwargs": {"connect_timeout": 10, "read_timeout": read_timeout,
+                              "retries": {"max_attempts": 5, "mode": "standard"}}}
+
+
 def filesystem(uri: str):
     """(fsspec filesystem, path within it) for `uri`. fsspec caches instances by their settings, so every call
     with the same protocol and endpoint returns the same object."""
@@ -67,13 +83,7 @@ def filesystem(uri: str):
     uri = str(uri)
     if not is_remote(uri):
         return fsspec.filesystem("file"), str(local_path(uri).absolute())
-    options = {}
-    if uri.startswith("s3://"):
-        # Fail within seconds when the endpoint is down instead of botocore's 60 s connect timeout per try.
-        options = {"client_kwargs": {"endpoint_url": s3_endpoint()},
-                   "config_kwargs": {"connect_timeout": 10, "read_timeout": 120,
-                                     "retries": {"max_attempts": 5, "mode": "standard"}}}
-    return url_to_fs(uri, **options)
+    return url_to_fs(uri, **options(uri))
 
 
 def exists(uri: str) -> bool:
@@ -96,10 +106,41 @@ def read_text(uri: str) -> str:
 
 
 def write_bytes(uri: str, data: bytes) -> None:
+    """Write `data` whole or not at all: a local file is written beside its place and renamed into it, so that a
+    process killed meanwhile leaves no truncated file; an object store's PUT is whole by itself."""
     fs, path = filesystem(uri)
-    if not is_remote(uri):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fs.pipe_file(path, data)
+    if is_remote(uri):
+        fs.pipe_file(path, data)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".partial",
+                                     delete=False) as f:
+        f.write(data)
+    os.replace(f.name, target)
+
+
+@contextmanager
+def folder_in_place(dest: Path) -> Iterator[Path]:
+    """A folder to write `dest`'s content into, put in its place (replacing an older `dest`) only once the block
+    has finished: a process killed while writing leaves `dest` absent or as it was, never half-written."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    name = glob.escape(dest.name)
+    for stale in [*dest.parent.glob(f".{name}.*.partial"), *dest.parent.glob(f".{name}.old")]:   # a killed writer's
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial"))
+    try:
+        yield work
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            dest.rename(old)
+            work.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            work.rename(dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def cache_dir() -> Path:
@@ -221,22 +262,31 @@ def _localize_registered(uri: str, dest: Path) -> Path:
     return folder
 
 
+# Written last when a folder is published: a reader of a model folder checks for config.json first
+# (models.check_weights), so a folder whose upload was cut off is refused rather than half-read.
+LAST = ("config.json",)
+
+
 def publish(local: Path, uri: str) -> str:
-    """Copy a local file or folder to `uri` (a local path or a remote URI); returns `uri`."""
+    """Copy a local file or folder to `uri` (a local path or a remote URI); returns `uri`. A local folder is put
+    in place whole (folder_in_place); a remote one gets the files of LAST after every other file."""
     local = Path(local)
     if not is_remote(uri):
         dest = local_path(uri)
         if dest.resolve() == local.resolve():
             return uri
         if local.is_dir():
-            shutil.copytree(local, dest, dirs_exist_ok=True)
+            with folder_in_place(dest) as work:
+                shutil.copytree(local, work, dirs_exist_ok=True)
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(local, dest)
+            partial = dest.with_name(f".{dest.name}.partial")
+            shutil.copy2(local, partial)
+            partial.replace(dest)
         return uri
     fs, path = filesystem(uri)
     if local.is_dir():
-        for f in sorted(p for p in local.rglob("*") if p.is_file()):
+        for f in sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: (p.name in LAST, str(p))):
             fs.put_file(str(f), f"{path.rstrip('/')}/{f.relative_to(local).as_posix()}")
     else:
         fs.put_file(str(local), path)

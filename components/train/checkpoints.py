@@ -16,6 +16,8 @@ import base64
 import hashlib
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +33,49 @@ class CheckpointMismatch(RuntimeError):
     """The checkpoint at the URI was written by another model, stage or configuration."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, an unreachable store): the previous one is intact."""
+
+
+def _cause(err: BaseException) -> str:
+    """The first OSError behind `err` (torch DCP wraps each rank's failure), as its errno text; else `err`."""
+    seen, todo = set(), [err]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno:
+            return f"{e.strerror or e} (errno {e.errno})"
+        failures = getattr(e, "failures", None)   # torch.distributed.checkpoint's CheckpointException
+        wrapped = [f[0] if isinstance(f, tuple) else f for f in (failures or {}).values()]   # (error, traceback)
+        todo += [e.__cause__, e.__context__, *(f for f in wrapped if isinstance(f, BaseException))]
+    inner = [e for e in (f[0] if isinstance(f, tuple) else f for f in (getattr(err, "failures", None) or {}).values())
+             if isinstance(e, BaseException)]
+    first = inner[0] if inner else err
+    return str(first).splitlines()[0] if str(first) else type(first).__name__
+
+
 def identity_hash(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fs_options(uri: str) -> dict:
+    """torch DCP's filesystem for `uri`: the project's S3 settings (endpoint, timeouts, retries with backoff), and
+    no listing cache: other ranks and an earlier attempt write here, and a stale listing would hide their files."""
+    return {**storage.options(uri), "use_listings_cache": False} if storage.is_remote(uri) else {}
+
+
+def _bytes(state) -> int:
+    """Bytes of the tensors in a (nested) state dict, this rank's shard of each."""
+    if isinstance(state, dict):
+        return sum(_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_bytes(v) for v in state)
+    if isinstance(state, torch.Tensor):
+        local = state.to_local() if hasattr(state, "to_local") else state
+        return local.numel() * local.element_size()
+    return 0
 
 
 def _rng_state() -> dict:
@@ -66,7 +109,8 @@ class Checkpoints:
         self.fs, self.root = storage.filesystem(self.uri)
 
     def _dirs(self) -> list[tuple[int, str, bool]]:
-        """(step, folder, complete) of every step folder, oldest first."""
+        """(step, folder, complete) of every step folder, oldest first, as the store has it now."""
+        self.fs.invalidate_cache(self.root)
         if not self.fs.exists(self.root):
             return []
         out = []
@@ -83,7 +127,13 @@ class Checkpoints:
             return None
         step, path, _ = complete[-1]
         uri = storage.join(self.uri, path.rstrip("/").rsplit("/", 1)[-1])
-        meta = json.loads(storage.read_text(f"{uri}/trainer.json"))
+        try:
+            meta = json.loads(storage.read_text(f"{uri}/trainer.json"))
+            meta["identity"].items()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise CheckpointMismatch(
+                f"the checkpoint at {uri} cannot be resumed: {uri}/trainer.json is unreadable ({err}). Remove that "
+                f"step folder to resume from the one before, or give this run its own checkpoint URI.") from None
         if meta["identity"] != self.identity:
             differs = sorted(k for k in set(meta["identity"]) | set(self.identity)
                              if meta["identity"].get(k) != self.identity.get(k))
@@ -102,18 +152,43 @@ class Checkpoints:
 
         uri = f"{self.uri}/step-{step:08d}"
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        dcp.save({"model": model_sd, "optim": optim_sd}, storage_writer=FsspecWriter(uri, sync_files=False))
-        storage.write_bytes(f"{uri}/rng-{dist.rank}.json", json.dumps(_rng_state()).encode())
-        dist.barrier()
+        try:
+            dcp.save({"model": model_sd, "optim": optim_sd},
+                     storage_writer=FsspecWriter(uri, sync_files=False, **_fs_options(uri)))
+            storage.write_bytes(f"{uri}/rng-{dist.rank}.json", json.dumps(_rng_state()).encode())
+            dist.barrier()
+            if dist.main:
+                meta = {"step": step, "position": position, "scheduler": scheduler.state_dict(),
+                        "identity": self.identity, "world": dist.world}
+                storage.write_bytes(f"{uri}/trainer.json", json.dumps(meta, indent=1).encode())
+                storage.write_bytes(f"{uri}/{MARKER}", b"")
+        except (Exception, dcp.api.CheckpointException) as err:   # the latter is a BaseException
+            raise self._write_failed(step, uri, err, _bytes(model_sd) + _bytes(optim_sd)) from err
         if dist.main:
-            meta = {"step": step, "position": position, "scheduler": scheduler.state_dict(),
-                    "identity": self.identity, "world": dist.world}
-            storage.write_bytes(f"{uri}/trainer.json", json.dumps(meta, indent=1).encode())
-            storage.write_bytes(f"{uri}/{MARKER}", b"")
             self._prune()
         dist.barrier()
         log.info("checkpoint %s written", uri)
         return uri
+
+    def _write_failed(self, step: int, uri: str, err: BaseException, needed: int) -> CheckpointWriteError:
+        """The unfinished folder removed (it holds space, and is never loaded anyway), and what the user learns:
+        why, and that the last complete checkpoint is untouched and is where a restart resumes. torch.save reports
+        a full disk as a zip writer's position error, so a local disk's free space is looked at too."""
+        cause = _cause(err)
+        if not storage.is_remote(uri):
+            free = shutil.disk_usage(self.root if os.path.exists(self.root) else "/").free
+            if free < needed:
+                cause = (f"{cause if 'No space left' in cause else 'No space left on device'}: this rank's share of "
+                         f"the checkpoint is {needed / 2**20:.1f} MiB and its disk has {free / 2**20:.1f} MiB free")
+        try:
+            self.fs.rm(self.fs._strip_protocol(uri), recursive=True)
+        except (OSError, FileNotFoundError) as rm_err:
+            log.warning("could not remove the unfinished checkpoint %s: %s", uri, rm_err)
+        complete = [d for d in self._dirs() if d[2] and d[0] != step]
+        previous = (f"the last complete checkpoint, step {complete[-1][0]}, is intact and a restart resumes from it"
+                    if complete else "there is no earlier complete checkpoint: a restart begins at step 0")
+        return CheckpointWriteError(f"checkpoint step {step} could not be written to {uri}: {cause}. "
+                                    f"Nothing else was changed: {previous}.")
 
     def _prune(self) -> None:
         dirs = self._dirs()
@@ -132,7 +207,7 @@ class Checkpoints:
         meta = json.loads(storage.read_text(f"{uri}/trainer.json"))
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
-        dcp.load(state, storage_reader=FsspecReader(uri))
+        dcp.load(state, storage_reader=FsspecReader(uri, **_fs_options(uri)))
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
         scheduler.load_state_dict(meta["scheduler"])
         rng = f"{uri}/rng-{dist.rank}.json"

@@ -119,7 +119,10 @@ class RowSource:
             with fs.open(path, "rb") as f:
                 f.seek(start)
                 data = f.read(end - start)
-            rows = [json.loads(line) for line in data.splitlines() if line.strip()]
+            try:
+                rows = [json.loads(line) for line in data.splitlines() if line.strip()]
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{unit.file}: a line is not JSON ({err})") from None
         self._cache[i] = rows
         while len(self._cache) > self._cache_units:
             self._cache.popitem(last=False)
@@ -252,6 +255,17 @@ def _text_of(messages: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def _check_kind(kind: str, uri: str, row: dict) -> None:
+    """Refuse data of the other stage (conversations given to CPT, captions to SFT), seen in its first row."""
+    needed = ["image", "caption", "lang"] if kind == "captions" else []
+    missing = [k for k in needed if k not in row]
+    if kind == "conversations" and "messages" not in row and "conversations" not in row:
+        missing = ["messages (or LLaVA-style conversations)"]
+    if missing:
+        raise ValueError(f"{uri} is not {kind} data: its rows have no {', '.join(missing)} (the first has "
+                         f"{sorted(row)})")
+
+
 class Stream:
     """Samples of one stage: the primary source (captions or conversations) plus optional replay, batched by
     length. `window(epoch, w)` returns that window's batches as lists of rows; `sample(row)` turns a row into a
@@ -271,6 +285,7 @@ class Stream:
         self.primary = RowSource(uri, self.CAPTION_COLUMNS if kind == "captions" else None, cache_units=cache)
         if not len(self.primary):
             raise EmptyDataset(f"{uri} holds no rows to train on")
+        _check_kind(kind, uri, self.primary.unit_rows(0)[0])
         self.replay = RowSource(replay_uri, cache_units=cache) if replay_uri and replay_fraction > 0 else None
         if self.replay is not None and not len(self.replay):
             raise EmptyDataset(f"replay data {replay_uri} holds no rows")

@@ -70,9 +70,24 @@ def launch(s: dict, processes: int = 1, log_metrics=None) -> TrainResult:
         return TrainResult(**json.loads(result_path.read_text()))
 
 
+def _die_with_parent() -> None:
+    """torch.distributed.run starts each worker in a session of its own, so a launcher killed with -9 would leave
+    its workers training on, writing checkpoints beside the run that is restarted: a worker is killed with its
+    parent instead (Linux: PR_SET_PDEATHSIG). In a pod this changes nothing; the container dies whole."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:    # the parent was gone before the line above
+        os._exit(1)
+
+
 def main() -> None:
     import logging
 
+    _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" + os.environ.get("RANK", "0") + " %(message)s")
     run_spec(json.loads(storage.read_text(sys.argv[1])))   # a local file, or s3:// for a TrainJob's nodes
 

@@ -63,6 +63,8 @@ def load_config(model: str):
     path = Path(model)
     if not path.exists():
         raise ValueError(f"unknown model {model!r}: give one of {', '.join(NAMED)} or a model folder")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise ValueError(f"{path} has no config.json: not a save_pretrained folder")
     return AutoConfig.from_pretrained(path.parent if path.name == "config.json" else path)
 
 

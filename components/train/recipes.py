@@ -59,7 +59,7 @@ def run(stage: str, init_model: str, data: str, out: str, cfg: TrainConfig, log_
     from accelerate.utils import set_seed
     from transformers import AutoConfig
 
-    from components.common.models import load_processor
+    from components.common.models import check_weights, load_processor
     from components.train import parallel, plan
     from components.train.checkpoints import Checkpoints
     from components.train.data import Stream
@@ -69,6 +69,7 @@ def run(stage: str, init_model: str, data: str, out: str, cfg: TrainConfig, log_
     dist = parallel.setup()
     set_seed(cfg.seed)
     model_dir = _localize(init_model, dist)
+    check_weights(model_dir)   # before transformers reads it: a folder it cannot use is named as such
     processor = load_processor(model_dir)
     model_config = AutoConfig.from_pretrained(model_dir)
 
@@ -101,6 +102,9 @@ def run(stage: str, init_model: str, data: str, out: str, cfg: TrainConfig, log_
             loop.save_model(module, vlm, peft_model, processor, Path(tmp) / "model", cfg, dist, model_dir)
             if dist.main:
                 storage.publish(Path(tmp) / "model", out)
+    elif dist.main:   # written beside `out` and put in its place whole: a killed step leaves no half model
+        with storage.folder_in_place(Path(out)) as work:
+            loop.save_model(module, vlm, peft_model, processor, work, cfg, dist, model_dir)
     else:
         loop.save_model(module, vlm, peft_model, processor, Path(out), cfg, dist, model_dir)
     dist.barrier()

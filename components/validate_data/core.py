@@ -479,8 +479,11 @@ def merge(input_uri: str, kind: str, group_dirs: list[Path], out: Outputs, cfg: 
 
     started = started or time.time()
     stats = [json.loads((Path(d) / "stats.json").read_text()) for d in group_dirs]
-    if not sum(s["rows_in"] for s in stats) and not any(s["damaged"] for s in stats):
-        raise InputError(f"{input_uri} holds no records")
+    # a record cut off by a damaged shard was never read whole: an input of only those holds nothing to curate
+    whole = sum(s["rows_in"] - s["reasons"].get("shard_truncated", 0) for s in stats)
+    if not whole:
+        damaged = [d for s in stats for d in s["damaged"]]
+        raise InputError(f"{input_uri} holds no records" + (f": {'; '.join(damaged[:3])}" if damaged else ""))
     files = _candidate_files(group_dirs)
     eval_hashes = eval_image_hashes(records.split_list(cfg.eval_sets)) if cfg.eval_sets else (set(), [])
     keys = _keys(files, kind, with_sha256=bool(eval_hashes[0]))
@@ -584,6 +587,7 @@ def validate(input_uri: str, out_dir: Path, cfg: ValidateConfig, workers: int = 
 
     started = time.time()
     out_dir = Path(out_dir)
+    existed = out_dir.exists()
     kind, groups = plan(input_uri, cfg, groups=max(1, workers) * 4)
     work = out_dir / ".work"
     dirs = [group_dir(work, g, kind, cfg) for g in groups]
@@ -597,6 +601,13 @@ def validate(input_uri: str, out_dir: Path, cfg: ValidateConfig, workers: int = 
             futures = [pool.submit(check_group, g, kind, cfg, d) for g, d in zip(groups, dirs, strict=False)]
             for f in tqdm(futures, unit="group", desc="validate", disable=not (progress and sys.stderr.isatty())):
                 f.result()
-    report = merge(input_uri, kind, dirs, Outputs.under(out_dir), cfg, started)
+    try:
+        report = merge(input_uri, kind, dirs, Outputs.under(out_dir), cfg, started)
+    except InputError:   # nothing to resume and nothing written: leave the folder as it was
+        shutil.rmtree(work if existed else out_dir, ignore_errors=True)
+        raise
+    except DataValidationError:   # the outputs are written and the verdict is final
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     shutil.rmtree(work, ignore_errors=True)
     return report

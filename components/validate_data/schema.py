@@ -56,6 +56,7 @@ REASONS = {
     "missing_field": "a required field is absent or null",
     "id_invalid": "the id is empty or not a string/number",
     "shard_truncated": "the sample was cut off by the end of a truncated shard",
+    "member_name_unsafe": "a shard member's name is absolute or leaves the archive (`../`)",
     # the image
     "image_missing": "the image file does not exist",
     "image_outside_root": "the image path leads outside the dataset's root",

@@ -23,6 +23,7 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 JSONL_SPLIT_BYTES = 64 * 2**20      # a JSONL file is read as ranges of about this size, in parallel
 PARQUET_SPLIT_ROWS = 200_000        # row groups are bundled into units of about this many rows
 BATCH_ROWS = 8_192                  # Parquet rows decoded at a time
+SNIFF_BYTES = 64 * 2**10            # what is read of a JSONL file to tell that its first record is one
 
 
 class InputError(ValueError):
@@ -102,6 +103,7 @@ def plan_units(uri: str, image_root: str = "") -> list[Unit]:
     for f in files:
         if kind == "jsonl":
             size = fs.size(storage.filesystem(f)[1])
+            _check_first_record(f)
             for start in range(0, size, JSONL_SPLIT_BYTES):
                 units.append(Unit("jsonl", f, len(units), root, start, min(start + JSONL_SPLIT_BYTES, size), source))
         elif kind == "parquet":
@@ -117,6 +119,22 @@ def plan_units(uri: str, image_root: str = "") -> list[Unit]:
     if not units:
         raise InputError(f"{uri} holds no records")
     return units
+
+
+def _check_first_record(uri: str) -> None:
+    """Refuse a .jsonl file whose first record is not a JSON object: it is no manifest (a CSV, a JSON array, a
+    binary file), and each of its lines would only be quarantined. A broken line further on is quarantined."""
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    lines = head.split(b"\n")
+    n = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if n is None or (n == len(lines) - 1 and len(head) == SNIFF_BYTES):
+        return   # nothing but blank lines, or a first record longer than we read: the row checks judge it
+    record = _parse_line(0, lines[n])
+    if record.problem and not record.fields:
+        raise InputError(f"{uri} is not a JSONL manifest (one JSON object per line): its first record is unreadable "
+                         f"({record.problem[1]})")
 
 
 def _row_groups(uri: str) -> list[int]:
@@ -229,7 +247,16 @@ def _expected(shard_uri: str) -> str:
         return ""
 
 
+def _unsafe_name(key: str) -> bool:
+    """A member name that is absolute or climbs (`../`): no shard writer makes one. Members are never extracted
+    (read into memory by name), but such a name is refused rather than carried into the curated data."""
+    return key.startswith("/") or ".." in key.split("/")
+
+
 def _sample(position: int, key: str, members: dict[str, bytes]) -> Record:
+    if _unsafe_name(key):
+        return Record(position, {"id": posixpath.basename(key)},
+                      problem=("member_name_unsafe", f"member name {key!r} is absolute or leaves the archive"))
     fields: dict = {}
     if "json" in members:
         try:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,30 @@ PLANTED = {"MLFLOW_TRACKING_USERNAME": "planted-user-4k2q", "MLFLOW_TRACKING_PAS
 @pytest.fixture(scope="session")
 def pipeline_home(tmp_path_factory):
     return tmp_path_factory.mktemp("pipeline")
+
+
+@contextmanager
+def _output_to(path: Path):
+    """Everything written to this process's stdout and stderr, and to those of the processes it starts (kfp.local
+    runs each step as one), goes to `path` as well as being shown afterwards."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2), sys.stdout, sys.stderr)
+    with open(path, "ab", buffering=0) as f, open(f.fileno(), "w", closefd=False, buffering=1) as text:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        sys.stdout = sys.stderr = text
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sys.stdout, sys.stderr = saved[2], saved[3]
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +90,8 @@ def pipeline_runs(demo, mlflow_server, pipeline_home):
                 lines[0] = json.dumps(first, ensure_ascii=False)
                 (data / "captions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
             started = time.perf_counter()
-            run_id = run_pipeline({**args, "skip_if_unchanged": name == "skipped"}, cache=True)
+            with _output_to(root / f"{name}.log"):    # the steps' logs, scanned for credentials
+                run_id = run_pipeline({**args, "skip_if_unchanged": name == "skipped"}, cache=True)
             runs[name] = (run_id, time.perf_counter() - started)
     print(f"\npipeline wall time: fresh {runs['fresh'][1]:.0f} s, unchanged rerun {runs['cached'][1]:.0f} s "
           f"(ratio {runs['cached'][1] / runs['fresh'][1]:.2f}), after a caption changed {runs['changed'][1]:.0f} s")
@@ -342,11 +368,14 @@ def test_compare_prints_the_last_runs_side_by_side_and_plots_them(pipeline_runs,
 
 
 def test_no_planted_credential_reaches_any_output(pipeline_runs, pipeline_home, mlflow_server, tracking_server):
-    """Four runs with credentials in their environment: none is in the pipeline root, the local state, the
-    tracking server's store or any object in its artifact bucket (runs, parameters, tags, reports, models)."""
+    """Four runs with credentials in their environment: none is in the steps' logs, the pipeline root, the local
+    state, the tracking server's store or any object in its artifact bucket (runs, parameters, tags, reports,
+    models)."""
     import boto3
 
-    needles = [v.encode() for v in PLANTED.values()]
+    needles = [v.encode() for v in [*PLANTED.values(), os.environ["AWS_SECRET_ACCESS_KEY"]]]
+    logs = [pipeline_home / f"{name}.log" for name in pipeline_runs]
+    assert logs[0].stat().st_size > 10_000           # the fresh run's steps said what they did
     scanned, found = 0, []
     for path in [*pipeline_home.rglob("*"), *mlflow_server.root.rglob("*")]:
         if path.is_file():

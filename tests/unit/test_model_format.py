@@ -1,6 +1,7 @@
 """A registered version's format: an MLflow pyfunc model whose weights/ is the save_pretrained folder, checked
 against its checksums, answering rows of a prompt and an image (bytes or URI)."""
 import io
+import json
 import shutil
 
 import pandas as pd
@@ -139,3 +140,28 @@ def test_a_registered_version_is_uploaded_once_and_a_ready_upload_is_reused(demo
     again = tracking.log_model_version("m", run_id, weights, files, tags, {}, "why", identity="weights_fingerprint")
     assert again == "2" and client.get_model_version("m", again).source == f"models:/{model_id}"
     assert len(client.search_logged_models([logged.experiment_id])) == 1   # nothing uploaded twice
+
+
+def test_cut_off_weights_are_refused_by_name(demo, tmp_path):
+    """A weight file cut short (a copy or upload that stopped), or a shard the index lists that is not there: the
+    folder is refused before anything is loaded, naming the file."""
+    from pathlib import Path
+
+    from components.common.models import ModelFolderError, check_weights
+
+    short = tmp_path / "short"
+    shutil.copytree(demo.base_model, short)
+    weights = short / "model.safetensors"
+    size = weights.stat().st_size
+    with open(weights, "r+b") as f:
+        f.truncate(size - 1000)
+    with pytest.raises(ModelFolderError, match=f"model.safetensors is truncated: {size - 1000} bytes of the {size}"):
+        check_weights(short)
+    sharded = tmp_path / "sharded"
+    shutil.copytree(demo.base_model, sharded)
+    (sharded / "model.safetensors").rename(sharded / "model-00001-of-00002.safetensors")
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    with pytest.raises(ModelFolderError, match="lists 1 weight file.*model-00002-of-00002.safetensors"):
+        check_weights(sharded)
+    check_weights(Path(demo.base_model))

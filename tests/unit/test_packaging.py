@@ -1,8 +1,10 @@
 """Static checks of what cannot run here (the Dockerfiles, the Kubernetes manifests) and of the code's shape:
-MLflow writing in one module, the demo outside production code, one torch version."""
+MLflow writing in one module, the demo outside production code, one torch version, every other locked."""
 import ast
 import functools
+import importlib.metadata
 import importlib.util
+import itertools
 import os
 import re
 import shlex
@@ -10,6 +12,9 @@ import shutil
 import subprocess
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from tests.conftest import REPO
 
@@ -205,7 +210,8 @@ def test_torchvision_is_never_installed_by_name(kind):
 @pytest.mark.parametrize("kind", DOCKERFILES)
 def test_copies_only_the_package_sources(kind):
     sources = Dockerfile(kind).copies()
-    assert sorted(sources) == ["README.md", "components", "docker/requirements.py", "pipelines", "pyproject.toml"]
+    assert sorted(sources) == ["README.md", "components", "docker/requirements.py", "pipelines", "pyproject.toml",
+                               "requirements.lock"]
     assert not [s for s in sources if s in (".", "./") or re.match(r"\.?/?(demo|tests)\b", s)]
 
 
@@ -222,9 +228,10 @@ def test_layers_are_ordered_for_cache_reuse(kind):
              image.index("RUN", r"pip install --no-deps \."),           # the project itself
              image.index("RUN", r"python -c \"import")]                 # the smoke test
     assert order == sorted(order), order
-    # nothing but pyproject.toml (and the helper reading it) is copied before the dependencies are installed
+    # nothing but pyproject.toml, the lock (and the helper reading pyproject.toml) is copied before the dependencies
+    # are installed
     copied_first = [args for instruction, args in image.instructions[:order[3]] if instruction == "COPY"]
-    assert copied_first == ["pyproject.toml ./", "docker/requirements.py docker/"]
+    assert copied_first == ["pyproject.toml requirements.lock ./", "docker/requirements.py docker/"]
     if kind == "gpu":
         assert order[3] < image.index("RUN", "vllm") < order[4], "vLLM (optional) before the code"
         assert image.args["WITH_VLLM"] == "0"
@@ -262,6 +269,165 @@ def test_the_gpu_extra_is_what_pyproject_declares():
     assert any(r.startswith("open-clip-torch") for r in gpu) and any(r.startswith("nvidia-ml-py") for r in gpu)
     with pytest.raises(SystemExit, match="no extra cuda"):
         helper.requirements(str(REPO / "pyproject.toml"), ["cuda"])
+
+
+# requirements.lock: every version the images install (`make lock`), the constraints of both images' dependency
+# layer and of `make install`.
+
+LOCK = REPO / "requirements.lock"
+# what the lock is resolved for: the images' CPython 3.11 on x86_64 Linux
+LOCK_ENVIRONMENT = {"python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
+                    "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+                    "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+# torch's CUDA runtime, which each torch build pins itself and the CPU build lacks: never in the lock
+CUDA_RUNTIME = re.compile(r"(nvidia-(?!ml-py$)|cuda-|triton$)")
+
+
+def _lock_requirements() -> list[Requirement]:
+    return [Requirement(line.partition("#")[0]) for line in LOCK.read_text().splitlines()
+            if line.partition("#")[0].strip()]
+
+
+@functools.cache
+def _lock() -> dict[str, Version]:
+    """requirements.lock as {canonical name: the pinned version}."""
+    return {canonicalize_name(r.name): Version(next(iter(r.specifier)).version) for r in _lock_requirements()}
+
+
+def _pinned(version: Version, installed: str) -> bool:
+    """Whether `installed` is the pinned `version`: a local build (2.13.0+cpu, 0.28.0+cu128) is, as pip sees it."""
+    return Requirement(f"x=={version}").specifier.contains(installed, prereleases=True)
+
+
+def test_every_line_of_the_lock_is_an_exact_pin():
+    requirements = _lock_requirements()
+    assert len(requirements) > 100, "the transitive dependencies too"
+    for r in requirements:
+        specifiers = list(r.specifier)
+        assert len(specifiers) == 1 and specifiers[0].operator == "==" and "*" not in specifiers[0].version, str(r)
+        assert not r.extras and r.marker is None and r.url is None, str(r)
+    names = [canonicalize_name(r.name) for r in requirements]
+    assert len(names) == len(set(names)), "one pin a distribution"
+    assert not [n for n in names if CUDA_RUNTIME.match(n)], "torch's CUDA runtime is the torch build's own"
+    assert "sealion-vl-pipelines" not in names, "the project is installed from its code, --no-deps"
+    header = "\n".join(itertools.takewhile(lambda line: line.startswith("#"), LOCK.read_text().splitlines()))
+    assert "`make lock` writes it" in header and "TORCH_SPEC" in header, "the header says how it is made"
+
+
+def test_the_lock_meets_every_requirement_of_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = _lock()
+    unmet = []
+    for line in project["dependencies"] + project["optional-dependencies"]["gpu"]:
+        r = Requirement(line)
+        if r.marker and not r.marker.evaluate(LOCK_ENVIRONMENT):
+            continue
+        name = canonicalize_name(r.name)
+        if name not in lock or not r.specifier.contains(lock[name], prereleases=True):
+            unmet.append(f"{line} (locked: {lock.get(name)})")
+    assert unmet == [], "run make lock"
+    # and the test extra's, where it names a locked distribution (mlflow[auth] must be the locked mlflow)
+    for line in project["optional-dependencies"]["test"]:
+        r = Requirement(line)
+        if canonicalize_name(r.name) in lock:
+            assert r.specifier.contains(lock[canonicalize_name(r.name)], prereleases=True), line
+
+
+def test_the_lock_pins_the_makefiles_torch_and_a_torchvision_of_it():
+    lock = _lock()
+    assert lock["torch"] == Version(_makefile_torch())
+    # the gpu extra's torchvision (through open-clip-torch) is the release built for that torch: torchvision 0.N+15
+    # goes with torch 2.N (0.28 with 2.13), and pins it
+    torch_major, torch_minor = lock["torch"].release[:2]
+    assert torch_major == 2 and lock["torchvision"].release[:2] == (0, torch_minor + 15)
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _dependencies_installed(name: str) -> set[str]:
+    """The distributions `name` needs (its [project] dependencies, no extra), transitively, as installed here."""
+    seen, todo = set(), [(canonicalize_name(name), frozenset())]
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        current, extras = key
+        try:
+            requires = importlib.metadata.distribution(current).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # pip check (make install) fails on a missing one
+        for r in map(Requirement, requires):
+            if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in (extras or {""})):
+                todo.append((canonicalize_name(r.name), frozenset(r.extras)))
+    return {n for n, _ in seen} - {canonicalize_name(name)}
+
+
+def test_the_venv_has_the_locked_versions():
+    """`make install` installs under the lock, so the tests run the images' versions (the test tools aside)."""
+    if _installed("sealion-vl-pipelines") is None:
+        pytest.skip("the project is not installed here (make install)")
+    lock = _lock()
+    installed = {name: _installed(name) for name in lock}
+    drifted = [f"{n}: {v} installed, {lock[n]} locked" for n, v in installed.items()
+               if v is not None and not _pinned(lock[n], v)]
+    assert drifted == [], "make install (or make lock, after an edit of pyproject.toml)"
+    assert installed.get("torch") and installed.get("pandas"), "the lock names what is installed here"
+    # and the lock holds all the project needs: nothing it depends on here was installed unpinned
+    unlocked = _dependencies_installed("sealion-vl-pipelines") - set(lock)
+    assert unlocked == set(), "make lock"
+
+
+@pytest.mark.parametrize("kind", DOCKERFILES)
+def test_the_dependencies_are_installed_under_the_lock_before_the_code(kind):
+    image = Dockerfile(kind)
+    deps_at = image.index("RUN", r"requirements\.py pyproject\.toml")
+    deps = [args for n, args in image.pip_installs() if n == deps_at]
+    assert len(deps) == 1
+    constraints = [deps[0][i + 1] for i, w in enumerate(deps[0]) if w in ("-c", "--constraint")]
+    assert "requirements.lock" in constraints
+    # the lock is copied into the WORKDIR that RUN starts in, before that layer and before the code
+    copy_at = image.index("COPY", r"(^| )requirements\.lock ")
+    assert shlex.split(image.instructions[copy_at][1])[-1] == "./"
+    assert image.index("WORKDIR", "") < copy_at < deps_at < image.index("COPY", "^components ")
+    # every other pip install is torch at the Makefile's pin, vLLM (the optional image, outside the lock) or the
+    # project with --no-deps: nothing else is installed unlocked
+    for n, args in image.pip_installs():
+        if n != deps_at:
+            assert (_packages(args) in ([f"torch=={_makefile_torch()}"], [f"vllm=={image.args.get('VLLM_VERSION')}"])
+                    or args == ["--no-deps", "."]), args
+
+
+def _make_dry_run(*targets: str) -> str:
+    """The commands `make` would run for `targets` (all of them, as if nothing were up to date), run nothing."""
+    done = subprocess.run(["make", "--dry-run", "--always-make", *targets], cwd=REPO, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.replace("\\\n", " ")  # a command continued on the next line, as one
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_install_installs_under_the_lock_and_make_audit_checks_it():
+    install = [line for line in _make_dry_run("install").splitlines() if "pip install" in line]
+    assert install and all("-c requirements.lock" in line for line in install if "--upgrade pip" not in line)
+    assert any('-e ".[test]"' in line for line in install)
+    # the lock is written by uv from pyproject.toml, its gpu extra and the Makefile's torch
+    lock = _make_dry_run("lock")
+    compile_line = next(line for line in lock.splitlines() if "uv pip compile" in line)
+    assert f'"torch=={_makefile_torch()}"' in compile_line and "pyproject.toml - --extra gpu" in compile_line
+    # `make audit`: pip-audit on the pins of the lock as they are, failing on any it could not check
+    audit = next(line for line in _make_dry_run("audit").splitlines() if re.match(r"\S*/pip-audit ", line))
+    words = shlex.split(audit.split("||")[0])
+    assert words[words.index("--requirement") + 1] == "requirements.lock"
+    assert {"--no-deps", "--strict", "--timeout"} <= set(words)
+    # not part of make test (it needs the vulnerability database, on the network)
+    assert "pip-audit" not in _make_dry_run("test")
 
 
 def _glob(pattern: str) -> re.Pattern:
@@ -318,7 +484,7 @@ def test_dockerignore_leaves_out_all_but_what_the_images_copy():
     assert [f for f in files if _dockerignored(f)] == []
     # and nothing else at the root
     sent = {p.name for p in REPO.iterdir() if not _dockerignored(p.name)}
-    assert sent == {"README.md", "components", "pipelines", "pyproject.toml"}
+    assert sent == {"README.md", "components", "pipelines", "pyproject.toml", "requirements.lock"}
     assert [f.name for f in (REPO / "docker").iterdir() if not _dockerignored(f"docker/{f.name}")] == \
         ["requirements.py"]
 
@@ -372,6 +538,24 @@ def test_build_script_refuses_an_unpinned_or_placeholder_base_image():
     assert (half.returncode != 0 and half.stdout == "") == any(d.endswith(PLACEHOLDER_DIGEST) for d in defaults)
     pinned = _build_sh("--dry-run", "--build-arg", "TORCH_VERSION=2.4.0", TAG="t", BASE_IMAGE=DIGEST)
     assert pinned.returncode != 0 and "TORCH_VERSION" in pinned.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_build_script_refuses_a_lock_of_another_torch(tmp_path):
+    for name in ("Makefile", "docker/build.sh", "docker/Dockerfile.gpu", "docker/Dockerfile.cpu"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy2(REPO / name, tmp_path / name)
+    def build_with(lock: str) -> subprocess.CompletedProcess:
+        (tmp_path / "requirements.lock").write_text(lock)
+        return subprocess.run(["bash", str(tmp_path / "docker" / "build.sh"), "--dry-run", "reg.local"],
+                              capture_output=True, text=True, timeout=10,
+                              env={"PATH": os.environ["PATH"], "TAG": "t", "BASE_IMAGE": DIGEST})
+
+    lock = LOCK.read_text()
+    assert build_with(lock).returncode == 0
+    done = build_with(lock.replace(f"\ntorch=={_makefile_torch()} ", "\ntorch==2.4.0 "))
+    assert done.returncode != 0 and done.stdout == ""
+    assert "requirements.lock pins torch '2.4.0'" in done.stderr and "make lock" in done.stderr
 
 
 def test_component_images_match_the_dockerfiles_and_the_version():

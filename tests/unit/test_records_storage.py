@@ -126,3 +126,75 @@ def test_registered_versions_are_cached_per_registry(tmp_path, monkeypatch):
         client.create_model_version("m", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
         got.append((storage.localize("models:/m/1") / "model.safetensors").read_text())
     assert got == ["weights of a", "weights of b"]
+
+
+# A step's writer killed (SIGKILL) at a chosen point: in the middle of the bytes, or after the bytes and before the
+# file is put in its place. The child process really dies there; nothing it wrote may pass for complete.
+_DIE = """
+import os, signal, sys, tempfile
+from pathlib import Path
+from components.common import storage
+
+target, point = sys.argv[1], sys.argv[2]
+die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+if point == "mid-write":
+    opened = tempfile.NamedTemporaryFile
+
+    class Half:
+        def __init__(self, *a, **k):
+            self.f = opened(*a, **k)
+            self.name = self.f.name
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            return False
+        def write(self, data):
+            self.f.write(data[: len(data) // 2]); self.f.flush(); die()
+    tempfile.NamedTemporaryFile = Half
+elif point == "before-rename":
+    os.replace = die
+elif point == "folder-mid-copy":
+    import shutil
+    real = shutil.copyfile
+    shutil.copyfile = lambda src, dst, **k: die() if Path(src).name == "model.safetensors" else real(src, dst, **k)
+if point.startswith("folder"):
+    storage.publish(Path(sys.argv[3]), target)
+else:
+    storage.write_bytes(target, ("".join('{"id": "%d", "response": "r"}\\n' % i for i in range(1000))).encode())
+"""
+
+
+@pytest.mark.parametrize("point", ["mid-write", "before-rename", "folder-mid-copy"])
+def test_a_writer_killed_midway_leaves_nothing_that_passes_for_complete(demo, tmp_path, point):
+    """A reply part file (evaluation's resumable store) or a model folder whose writer is killed: the target is
+    absent; the replies already stored are read back whole, and a resumed evaluation would regenerate only the
+    missing part; an older model folder in the target's place stays as it was."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from components.common.models import check_weights
+
+    folder = tmp_path / "replies" / "xm3600" / "th"
+    storage.write_bytes(str(folder / "part-a.jsonl"), b'{"id": "done", "response": "kept"}\n')
+    if point.startswith("folder"):
+        target, source = tmp_path / "model", Path(demo.base_model)
+        storage.publish(Path(demo.reference_model), str(target))      # the output of an earlier attempt
+        before = sorted(p.name for p in target.iterdir())
+        args = [str(target), point, str(source)]
+    else:
+        target = folder / "part-b.jsonl"
+        args = [str(target), point]
+    died = subprocess.run([sys.executable, "-c", _DIE, *args], cwd=str(Path(__file__).parents[2]))
+    assert died.returncode == -9
+    if point.startswith("folder"):
+        assert sorted(p.name for p in target.iterdir()) == before
+        check_weights(target)
+        kept = Path(demo.reference_model)
+        assert all((target / name).read_bytes() == (kept / name).read_bytes() for name in before)
+        storage.publish(source, str(target))      # the step run again: the killed attempt's leftovers go
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model")] == []
+        assert (target / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
+    else:
+        assert not target.exists()
+        assert [r["id"] for r in records.iter_rows(str(folder))] == ["done"]

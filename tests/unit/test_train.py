@@ -18,23 +18,6 @@ from components.train.loop import TrainConfig
 SEAVL = [sys.executable, "-m", "pipelines.cli"]
 
 
-@pytest.fixture(scope="module")
-def curated(demo, tmp_path_factory):
-    """The first 256 caption pairs, curated by validate_data (a folder of Parquet files)."""
-    from components.validate_data.core import ValidateConfig, validate
-
-    work = tmp_path_factory.mktemp("data")
-    root = Path(demo.captions).parent
-    rows = [json.loads(line) for line in Path(demo.captions).read_text().splitlines()[:256]]
-    manifest = work / "first-256.jsonl"
-    manifest.write_text("".join(json.dumps({**r, "image": str(root / r["image"])}) + "\n" for r in rows))
-    # synthetic shapes: no Southeast-Asian context, and look-alike scenes (see pipelines/configs/demo.yaml)
-    report = validate(str(manifest), work / "out", ValidateConfig(min_sea_score=0.0, near_duplicate_bits=-1,
-                                                                  image_root=str(root)))
-    assert report.rows_curated == 256
-    return str(work / "out" / "curated")
-
-
 def _weights(folder) -> dict:
     from safetensors.torch import load_file
 
@@ -78,34 +61,52 @@ def _train_cmd(demo, curated, out, *extra):
             *extra]
 
 
-def _kill_after(cmd: list[str], marker: Path, timeout: float = 240) -> None:
-    """Start `cmd`, SIGKILL its whole process group as soon as `marker` exists."""
+def _kill_after(cmd: list[str], marker: Path, timeout: float = 240, delay: float = 0.0) -> None:
+    """Start `cmd`, SIGKILL its whole process group `delay` seconds after `marker` exists."""
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while not marker.exists():
         assert proc.poll() is None, "training ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    time.sleep(delay)
+    assert proc.poll() is None, "training ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
 @pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "two-processes-fsdp2"])
-def test_sigkill_then_restart_ends_with_the_uninterrupted_weights(demo, curated, tmp_path, processes):
-    """kill -9 after the step-8 checkpoint, then the same command again: it resumes there (model, optimizer,
-    scheduler, RNG and data position) and ends bit for bit where an uninterrupted run ends. With two processes
-    the model is sharded by FSDP2 over gloo and the checkpoint is written in shards."""
+def test_sigkill_then_restart_ends_with_the_uninterrupted_weights(demo, curated, tmp_path, processes, figure):
+    """kill -9 at a random moment after the step-8 checkpoint, then the same command again: it resumes at the last
+    complete checkpoint (model, optimizer, scheduler, RNG and data position) and ends bit for bit where an
+    uninterrupted run ends. With two processes the model is sharded by FSDP2 over gloo and the checkpoint is
+    written in shards."""
+    import random
+
     par = ["--processes", str(processes)]
+    started = time.perf_counter()
     subprocess.run(_train_cmd(demo, curated, tmp_path / "full", *par), check=True, capture_output=True)
+    uninterrupted = time.perf_counter() - started
     resumable = _train_cmd(demo, curated, tmp_path / "resumed", "--checkpoint-uri", str(tmp_path / "ckpt"),
                            "--set", "checkpoint_every=8", *par)
-    _kill_after(resumable, tmp_path / "ckpt" / "step-00000008" / "COMPLETE")
+    started = time.perf_counter()
+    _kill_after(resumable, tmp_path / "ckpt" / "step-00000008" / "COMPLETE", delay=random.uniform(0, 0.5))
+    written = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    last = max(int(p.parent.name[5:]) for p in (tmp_path / "ckpt").glob("step-*/COMPLETE"))
+    time.sleep(1.5)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == written   # no worker outlived the kill
     assert not (tmp_path / "resumed" / "config.json").exists()
     done = subprocess.run(resumable, check=True, capture_output=True, text=True)
-    assert "resumed from" in done.stderr and "24 steps" in done.stdout
+    interrupted = time.perf_counter() - started
+    assert "resumed from" in done.stderr and f"step-{last:08d} at step {last}" in done.stderr
+    assert "24 steps" in done.stdout
     _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "resumed"))
     shards = list((tmp_path / "ckpt").glob("step-*/*.distcp"))
     assert len({p.name for p in shards}) == processes   # one shard file per rank
+    figure(f"kill -9 at a random moment after the step-8 checkpoint (resumed at step {last}), {processes} "
+           f"process(es): killed and resumed run "
+           f"{interrupted:.1f} s against {uninterrupted:.1f} s uninterrupted, {interrupted - uninterrupted:.1f} s "
+           f"lost (a restart, and the steps since the checkpoint); same final weights")
 
 
 def test_workers_and_activation_checkpointing_change_nothing_but_speed_and_memory(demo, curated, tmp_path):
@@ -155,6 +156,50 @@ def test_checkpoints_keep_the_last_k_and_skip_incomplete_ones(demo, curated, tmp
     found = Checkpoints(str(ckpt), identity=json.loads((ckpt / "step-00000006" / "trainer.json").read_text())
                         ["identity"]).latest()
     assert found.endswith("step-00000006")
+
+
+def _mounts_allowed() -> bool:
+    return subprocess.run(["unshare", "--mount", "--map-root-user", "true"], capture_output=True).returncode == 0
+
+
+def test_a_full_disk_while_checkpointing_is_named_and_the_previous_checkpoint_is_resumed(demo, curated, tmp_path,
+                                                                                        figure):
+    """Checkpoints on a tmpfs with room for one and a half: step 2 is written, step 4 meets a full disk. The run
+    stops naming the disk and the intact step-2 checkpoint, and leaves nothing of step 4; on a larger disk the
+    same command resumes at step 2 and ends with the weights of an uninterrupted run. (A private mount namespace:
+    the tmpfs is real, and gone when the test ends.)"""
+    assert _mounts_allowed(), "unshare --mount --map-root-user is needed to mount a small tmpfs"
+    sets = ["--set", "max_steps=5", "--set", "checkpoint_every=2", "--set", "keep_checkpoints=2"]
+    full = subprocess.run([*_train_cmd(demo, curated, tmp_path / "full", *sets),
+                           "--checkpoint-uri", str(tmp_path / "ref-ckpt")], capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr[-2000:]
+    one = sum(p.stat().st_size for p in (tmp_path / "ref-ckpt" / "step-00000002").iterdir())
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    cmd = " ".join(f"'{a}'" for a in [*_train_cmd(demo, curated, tmp_path / "resumed", *sets),
+                                      "--checkpoint-uri", str(disk)])
+    script = f"""
+        mount -t tmpfs -o size={one * 3 // 2} seavl-full {disk}
+        {cmd} > {tmp_path}/1.out 2> {tmp_path}/1.err; echo $? > {tmp_path}/1.rc
+        ls -R {disk} > {tmp_path}/1.ls
+        mount -o remount,size={one * 4} {disk}
+        started=$(date +%s.%N)
+        {cmd} > {tmp_path}/2.out 2> {tmp_path}/2.err; echo $? > {tmp_path}/2.rc
+        echo "$started $(date +%s.%N)" > {tmp_path}/2.time
+    """
+    subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script], check=True, timeout=600)
+    read = lambda name: (tmp_path / name).read_text()  # noqa: E731
+    assert read("1.rc").strip() != "0"
+    err = read("1.err")
+    assert "checkpoint step 4 could not be written" in err and "No space left on device" in err, err[-2000:]
+    assert "the last complete checkpoint, step 2, is intact" in err and "Traceback" not in err
+    listing = read("1.ls")
+    assert "step-00000002" in listing and "COMPLETE" in listing and "step-00000004" not in listing
+    assert read("2.rc").strip() == "0", read("2.err")[-2000:]
+    assert "resumed from" in read("2.err") and "step 2" in read("2.err")
+    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "resumed"))
+    figure(f"full disk at the step-4 checkpoint ({one / 2**20:.1f} MiB each): stopped with the step-2 checkpoint "
+           f"intact; the restart redid 2 of 5 steps and ended with the uninterrupted weights")
 
 
 def test_a_checkpoint_of_another_configuration_is_refused(demo, curated, tmp_path):

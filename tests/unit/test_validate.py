@@ -257,3 +257,42 @@ def test_a_manifest_may_name_images_inside_a_tar_archive(tmp_path):
     from components.train.data import caption_sample
 
     assert caption_sample(first)[0]["content"][0]["image"].size == (128, 96)   # what the trainer reads
+
+
+def test_archive_members_never_leave_the_archive(tmp_path, monkeypatch):
+    """A shard whose members are named to escape (`../../`, absolute paths) or are links to files outside it:
+    members are read into memory by name and never extracted, so nothing is written outside the output folder;
+    links are never followed; names that climb or are absolute are quarantined by name; the shard's good
+    samples are curated."""
+    import tarfile
+
+    tag = "e5c4pe"
+    good = corpus.shard(tmp_path / "shards" / "00000.tar", 0, 12)
+    hostile = {f"../../{tag}-up": b"jpg", f"/tmp/{tag}-abs": b"jpg"}
+    with tarfile.open(tmp_path / "shards" / "00001.tar", "w") as tar:
+        for name in hostile:
+            for ext, data in (("jpg", corpus.jpeg(1)), ("txt", b"Sebuah foto pasar terapung di Bangkok.")):
+                info = tarfile.TarInfo(f"{name}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        for kind, target in ((tarfile.SYMTYPE, "/etc/passwd"), (tarfile.LNKTYPE, "000000000.jpg")):
+            info = tarfile.TarInfo(f"{tag}-link{kind.decode()}.jpg")
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+            caption = tarfile.TarInfo(f"{tag}-link{kind.decode()}.txt")
+            caption.size = 4
+            tar.addfile(caption, io.BytesIO(b"link"))
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)                 # where a naive extraction of `../../` would land: tmp_path
+    out = tmp_path / "a" / "b" / "out"
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "shards"), "--out", str(out), "--languages", LANGS,
+                                      "--set", "max_quarantined_fraction=0.5"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.rglob(f"{tag}*")) == [] and list(Path("/tmp").glob(f"{tag}*")) == []
+    assert set(_curated_ids(out)) == set(good)
+    members = pq.read_table(out / "curated").column("member").to_pylist()
+    assert not any(m.startswith("/") or ".." in m.split("/") for m in members)
+    reasons = {k: r for k, (r, _) in _quarantine(out).items()}
+    assert reasons[f"{tag}-up"] == reasons[f"{tag}-abs"] == "member_name_unsafe"
+    assert reasons[f"{tag}-link2"] == reasons[f"{tag}-link1"] == "image_missing"   # links are not files: not read

@@ -117,7 +117,13 @@ def load_suite(uri: str) -> Suite:
         uri = storage.join(uri, "suite.yaml")
     if not storage.exists(uri):
         raise sh.EvalDataError(f"no evaluation suite at {uri}")
-    doc = yaml.safe_load(storage.read_text(uri)) or {}
+    try:
+        doc = yaml.safe_load(storage.read_text(uri)) or {}
+    except yaml.YAMLError as err:
+        raise sh.EvalDataError(f"the evaluation suite {uri} is not valid YAML: {err}") from None
+    if not isinstance(doc, dict):
+        raise sh.EvalDataError(f"the evaluation suite {uri} must hold a mapping (tasks:, judge:, ...), not a "
+                               f"{type(doc).__name__}")
     return Suite(**{**doc, "base": storage.parent(uri)})
 
 
@@ -139,6 +145,7 @@ class ResponseStore:
 
     def __init__(self, root: str):
         self.root = str(root)
+        self.owner = ""   # the model claim() named: the folder is marked as its own with the first reply kept
 
     def folder(self, task: str, lang: str) -> str:
         return storage.join(self.root, task, lang)
@@ -154,21 +161,25 @@ class ResponseStore:
     def add(self, task: str, lang: str, prompt_key: str, replies: dict[str, tuple[str, str]]) -> None:
         """Keep {item id: (reply, item digest)}."""
         if replies:
+            if self.owner:
+                storage.write_bytes(storage.join(self.root, "MODEL"), self.owner.encode())
+                self.owner = ""
             lines = "".join(json.dumps({"id": k, "response": r, "prompt": prompt_key, "item": d},
                                        ensure_ascii=False) + "\n" for k, (r, d) in replies.items())
             storage.write_bytes(storage.join(self.folder(task, lang), f"part-{uuid.uuid4().hex}.jsonl"),
                                 lines.encode())
 
     def claim(self, model: str) -> None:
-        """Refuse a folder that holds another model's replies (`seavl evaluate --out` reused for a new model)."""
+        """Refuse a folder that holds another model's replies (`seavl evaluate --out` reused for a new model). The
+        folder is marked as `model`'s when its first reply is kept, so a run refused before it answers anything
+        leaves nothing behind."""
         marker = storage.join(self.root, "MODEL")
-        if storage.exists(marker):
-            owner = storage.read_text(marker).strip()
-            if owner != model:
-                raise sh.EvalDataError(f"{self.root} holds the replies of {owner}, not {model}: choose another "
-                                       "output folder")
-        else:
-            storage.write_bytes(marker, model.encode())
+        owner = storage.read_text(marker).strip() if storage.exists(marker) else self.owner
+        if owner and owner != model:
+            raise sh.EvalDataError(f"{self.root} holds the replies of {owner}, not {model}: choose another "
+                                   "output folder")
+        if not storage.exists(marker):
+            self.owner = model
 
 
 def _pictures(item) -> list:
