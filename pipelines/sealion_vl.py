@@ -30,6 +30,9 @@ TIMEOUTS = {"train": 14 * 24 * HOUR, "evaluate": 2 * 24 * HOUR, "check": 12 * HO
             "register": 6 * HOUR, "step": 2 * HOUR}
 RETRIES = {"gpu": dict(num_retries=3, backoff_duration="5m", backoff_factor=2.0),
            "cpu": dict(num_retries=2, backoff_duration="30s", backoff_factor=2.0)}
+# ...except the step that judges the data against its expectations (merge): its failure is a verdict, the same on
+# every attempt, and a retry would only put off the stop (its S3 faults are retried inside it by the S3 client).
+NOT_RETRIED = ("merge",)
 # Models a step downloads itself land in an emptyDir (writable by the images' non-root user, which a fresh PVC
 # is not without an fsGroup KFP cannot set), capped at SCRATCH_SIZE: a 27B model is 54 GB in bf16, and a step
 # may hold three. The node's disk must have room for it, and for the artifacts KFP's launcher stages.
@@ -64,10 +67,11 @@ def _setup(task, cache: bool = True, kind: str = "step", cpu: str = "2", memory:
         kubernetes.empty_dir_mount(task, volume_name="scratch", mount_path=SCRATCH, size_limit=SCRATCH_SIZE)
         task.set_env_variable("SEAVL_CACHE", f"{SCRATCH}/cache")
     kubernetes.set_timeout(task, TIMEOUTS.get(kind, TIMEOUTS["step"]))
-    retries = RETRIES["gpu" if kind in ("train", "evaluate") else "cpu"]
-    # Argo counts backoff_max_duration from the first attempt: it must outlast every attempt's timeout
-    limit = (retries["num_retries"] + 1) * TIMEOUTS.get(kind, TIMEOUTS["step"])
-    task.set_retry(**retries, backoff_max_duration=f"{limit}s")
+    if kind not in NOT_RETRIED:
+        retries = RETRIES["gpu" if kind in ("train", "evaluate") else "cpu"]
+        # Argo counts backoff_max_duration from the first attempt: it must outlast every attempt's timeout
+        limit = (retries["num_retries"] + 1) * TIMEOUTS.get(kind, TIMEOUTS["step"])
+        task.set_retry(**retries, backoff_max_duration=f"{limit}s")
     task.set_caching_options(cache)
     return task
 

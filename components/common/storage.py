@@ -65,13 +65,14 @@ def options(uri: str) -> dict:
     """fsspec's settings for `uri`. S3: the endpoint named in the environment; a connection that cannot be made
     fails within seconds instead of botocore's 60 s per try; an answer awaited longer than SEAVL_S3_READ_TIMEOUT
     (120 s) is a timeout; errors, throttling, resets and timeouts are retried with exponential backoff and jitter
-    (botocore's standard mode, 5 attempts)."""
+    (botocore's standard mode, SEAVL_S3_MAX_ATTEMPTS attempts, 5 by default)."""
     if not str(uri).startswith("s3://"):
         return {}
     read_timeout = float(os.environ.get("SEAVL_S3_READ_TIMEOUT", 120))
     return {"client_kwargs": {"endpoint_url": s3_endpoint()},
             "config_kwargs": {"connect_timeout": 10, "read_timeout": read_timeout,
-                              "retries": {"max_attempts": 5, "mode": "standard"}}}
+                              "retries": {"max_attempts": int(os.environ.get("SEAVL_S3_MAX_ATTEMPTS", 5)),
+                                          "mode": "standard"}}}
 
 
 def filesystem(uri: str):
@@ -84,6 +85,21 @@ def filesystem(uri: str):
     if not is_remote(uri):
         return fsspec.filesystem("file"), str(local_path(uri).absolute())
     return url_to_fs(uri, **options(uri))
+
+
+def check_reachable(uri: str) -> None:
+    """At the start of a run: the store behind `uri` answers, at the first attempt (an endpoint that is down, or
+    credentials it refuses, are a configuration to fix, not a fault to wait out); raises what the store said."""
+    if not str(uri).startswith("s3://"):
+        return
+    from fsspec.core import url_to_fs
+
+    opts = options(uri)
+    opts["config_kwargs"] = {**opts["config_kwargs"], "connect_timeout": 5,
+                             "retries": {"max_attempts": 1, "mode": "standard"}}
+    fs, path = url_to_fs(uri, **opts, skip_instance_cache=True)
+    fs.retries = 1      # s3fs's own loop around botocore's
+    fs.exists(path)
 
 
 def exists(uri: str) -> bool:

@@ -12,6 +12,7 @@ from components.common import storage
 
 def _exists(name: str, uri: str) -> bool:
     try:
+        storage.check_reachable(uri)
         return storage.exists(uri)
     except Exception as err:  # an unreachable endpoint or refused credentials: say which input needed them
         raise OSError(f"cannot read pipeline input {name}={uri}: {err}") from err

@@ -45,10 +45,11 @@ def _described(counts) -> str:
 @pytest.fixture()
 def proxy(s3_server, monkeypatch):
     """The fault proxy in front of the session's S3 server; this process's S3 clients (and the processes it
-    starts) go through it, with a 1.5 s read timeout so that a held answer is a timeout."""
+    starts) go through it, with a 1.5 s read timeout so that a held answer is a timeout, and 3 attempts."""
     p = FaultyProxy(s3_server, every=3, slow_s=3.0)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", p.endpoint)
     monkeypatch.setenv("SEAVL_S3_READ_TIMEOUT", "1.5")
+    monkeypatch.setenv("SEAVL_S3_MAX_ATTEMPTS", "3")    # an outage surfaces in seconds
     yield p
     p.close()
 

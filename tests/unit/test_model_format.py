@@ -165,3 +165,31 @@ def test_cut_off_weights_are_refused_by_name(demo, tmp_path):
     with pytest.raises(ModelFolderError, match="lists 1 weight file.*model-00002-of-00002.safetensors"):
         check_weights(sharded)
     check_weights(Path(demo.base_model))
+
+
+def test_code_shipped_in_a_model_folder_is_never_run(demo, tmp_path):
+    """A model folder whose config points at its own Python code (`auto_map`, what trust_remote_code would
+    import): loading it never imports that code."""
+    from pathlib import Path
+
+    from components.common.models import load_vlm
+
+    folder = tmp_path / "remote-code"
+    shutil.copytree(demo.base_model, folder)
+    marker = tmp_path / "code-was-run"
+    for name in ("modeling_evil.py", "processing_evil.py"):
+        (folder / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                   "class Evil: pass\nEvilModel = EvilProcessor = Evil\n")
+    for name, key, target in (("config.json", "AutoModelForImageTextToText", "modeling_evil.EvilModel"),
+                              ("processor_config.json", "AutoProcessor", "processing_evil.EvilProcessor"),
+                              ("tokenizer_config.json", "AutoTokenizer", "processing_evil.EvilProcessor")):
+        config = json.loads((folder / name).read_text())
+        config["auto_map"] = {key: target}
+        (folder / name).write_text(json.dumps(config))
+    try:
+        model, processor = load_vlm(folder)
+        assert type(model).__name__ == "Gemma3ForConditionalGeneration"   # transformers' own class
+    except ValueError as err:                                            # or refused: either way, not run
+        assert "trust_remote_code" in str(err)
+    assert not marker.exists()
+    assert not Path(folder / "__pycache__").exists()
