@@ -13,6 +13,8 @@
     seavl score --task TASK --lang LANG --data URI --predictions FILE   SEA-HELM's metrics for given responses
     seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
                [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
+    seavl check --config FILE [--set key=value ...] [--gpu-memory GB]   before a run: parameters, inputs, the plan
+                                                             of each training stage, the tracking server, S3
     seavl schedule --host URL --cron EXPR [--param k=v ...] [--config FILE] [--experiment NAME] [--name NAME]
                    [--namespace NS] [--token TOKEN]          retrain on a schedule: a KFP recurring run
     seavl schedules --host URL [--experiment NAME] [--namespace NS] [--token TOKEN]   the recurring runs
@@ -432,6 +434,41 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
     console.print(f"{verdict} in {gpu_memory:g} GB per GPU")
     for line in result.advice:
         console.print(f"  try {line}")
+
+
+@app.command()
+def check(config: Path = typer.Option(..., "--config", "-c", help="pipeline arguments (YAML)"),
+          set_: list[str] = typer.Option([], "--set", "-s", help="override one argument: key=value"),
+          gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="memory of one training GPU, GB")):
+    """Everything about a run that can be known before it starts: parameters, every input it reads (models,
+    data, the evaluation suite and its data), whether each training stage fits its GPUs, the tracking server and
+    the artifact store. Prints a table of what was checked.
+
+    Exit status 0 when every check passes; 2 naming each one that does not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipelines.check import check_run
+
+    try:
+        settings = apply_overrides(read_yaml(config), set_)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    checks = check_run(settings, gpu_memory_gb=gpu_memory)
+    table = Table(title=f"seavl check {config}")
+    for column in ("what", "target", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for c in checks:
+        table.add_row(c.what, c.target, "[green]ok[/]" if c.ok else "[red]FAILED[/]", c.detail)
+    Console().print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        for c in failed:
+            typer.echo(f"error: {c.what} {c.target}: {c.detail}", err=True)
+        typer.echo(f"{len(failed)} of {len(checks)} check(s) failed", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"all {len(checks)} checks passed")
 
 
 @app.command()
