@@ -103,6 +103,10 @@ def release_bucket(s3_server, demo, tmp_path_factory):
     sft.write_text(json.dumps({"id": "0", "image": "img/0.jpg", "conversations": [
         {"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": "A market."}]}) + "\n")
     _eval_data(root)
+    # a broken variant: the same suite, its CVQA file CVQA's public test split, answers hidden (Label -1)
+    data.cvqa(root / "eval/seahelm/cvqa/public-test.parquet", [("h0", "id", -1), ("h1", "ms", 2)])
+    (root / "eval/seahelm/suite-hidden.yaml").write_text(
+        SUITE.read_text().replace("cvqa/test.parquet", "cvqa/public-test.parquet"))
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=BUCKET)
     _upload(s3_server, root)
     return s3_server
@@ -133,3 +137,29 @@ def test_a_broken_variant_fails_with_its_own_message(release_bucket, local_mlflo
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert errors and all(message in e for e in errors), result.output
+
+
+def test_an_evaluation_split_without_gold_labels_is_named_before_the_run(release_bucket, local_mlflow):
+    result = seavl_check("eval_suite=s3://sealion-vl/eval/seahelm/suite-hidden.yaml")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert any(e.startswith("error: eval data cvqa/id:") and "have no answer (Label -1" in e for e in errors), errors
+    assert all(e.startswith("error: eval data cvqa/") for e in errors), errors   # one row per CVQA language
+
+
+def test_a_tracking_server_that_does_not_answer_fails_the_check(release_bucket, monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    result = seavl_check()
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and "cannot be reached" in errors[0], result.output
+
+
+def test_submit_runs_the_check_first_and_stops_on_a_failure(release_bucket, local_mlflow):
+    """Nothing is compiled or sent: the KFP host here would not answer, and its error is not what stops it."""
+    result = CliRunner().invoke(app, ["submit", "--host", "http://127.0.0.1:9", "--no-check-secret", "--config",
+                                      str(RELEASE), "--param", "base_model=s3://sealion-vl/models/pickle-only"])
+    assert result.exit_code == 2, result.output
+    assert "error: model base_model=s3://sealion-vl/models/pickle-only" in result.output
+    assert "1 of" in result.output and "KFP API" not in result.output
