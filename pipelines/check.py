@@ -57,7 +57,7 @@ def pipeline_defaults() -> dict:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.2f} MB"
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
 
 
 def _safetensors_end(fs, path: str, size: int) -> int:
@@ -125,8 +125,12 @@ def check_data(uri: str) -> str:
         kind, files = list_inputs(uri)
     except InputError as err:
         raise ValueError(str(err)) from None
-    fs, _ = storage.filesystem(uri)
-    size = sum(fs.info(storage.filesystem(f)[1])["size"] for f in files)
+    fs, path = storage.filesystem(uri)
+    if len(files) == 1:
+        size = fs.info(storage.filesystem(files[0])[1])["size"]
+    else:   # one listing for every shard's size, not a request per shard
+        listed = {name.rstrip("/"): info["size"] for name, info in fs.find(path, detail=True).items()}
+        size = sum(listed.get(storage.filesystem(f)[1], 0) for f in files)
     if kind == "jsonl":
         with fs.open(storage.filesystem(files[0])[1], "rb") as f:
             first = f.readline()

@@ -124,6 +124,7 @@ def test_the_release_configuration_passes_against_stand_ins_under_its_keys(relea
     assert result.exit_code == 0, result.output
     assert "checks passed" in result.output
     assert "fits" in result.output and "FAILED" not in result.output
+    assert "2 shard file(s)" in result.output and "0 bytes" not in result.output
 
 
 @pytest.mark.parametrize(("override", "message"), [
