@@ -13,13 +13,15 @@
     seavl score --task TASK --lang LANG --data URI --predictions FILE   SEA-HELM's metrics for given responses
     seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
                [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
+    seavl check --config FILE [--set key=value ...] [--gpu-memory GB]   before a run: parameters, inputs, the plan
+                                                             of each training stage, the tracking server, S3
     seavl schedule --host URL --cron EXPR [--param k=v ...] [--config FILE] [--experiment NAME] [--name NAME]
                    [--namespace NS] [--token TOKEN]          retrain on a schedule: a KFP recurring run
     seavl schedules --host URL [--experiment NAME] [--namespace NS] [--token TOKEN]   the recurring runs
     seavl unschedule ID --host URL [--namespace NS] [--token TOKEN]                   delete one
     seavl compare [--last N | RUN_ID ...] [--experiment NAME] [--plot FILE]   pipeline runs side by side
     seavl submit --host URL [--namespace NS] [--experiment NAME] [--param k=v ...] [--pipeline-root URI]
-                                                             one run on a Kubeflow Pipelines cluster
+                 [--no-check]                                one run on a Kubeflow Pipelines cluster, checked first
 """
 from __future__ import annotations
 
@@ -435,6 +437,49 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
 
 
 @app.command()
+def check(config: Path = typer.Option(..., "--config", "-c", help="pipeline arguments (YAML)"),
+          set_: list[str] = typer.Option([], "--set", "-s", help="override one argument: key=value"),
+          gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="memory of one training GPU, GB")):
+    """Everything about a run that can be known before it starts: parameters, every input it reads (models,
+    data, the evaluation suite and its data), whether each training stage fits its GPUs, the tracking server and
+    the artifact store. Prints a table of what was checked.
+
+    Exit status 0 when every check passes; 2 naming each one that does not."""
+    from pipelines.check import check_run
+
+    try:
+        settings = apply_overrides(read_yaml(config), set_)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if not report_checks(check_run(settings, gpu_memory_gb=gpu_memory), f"seavl check {config}"):
+        raise typer.Exit(2)
+
+
+def report_checks(checks: list, title: str, table_when_passed: bool = True) -> bool:
+    """Print the checks (pipelines/check.py) as a table, and an error line naming each one that failed; True when
+    all passed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    failed = [c for c in checks if not c.ok]
+    if failed or table_when_passed:
+        table = Table(title=title)
+        for column in ("what", "target", "result", "detail"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            table.add_row(c.what, c.target, "[green]ok[/]" if c.ok else "[red]FAILED[/]", c.detail)
+        Console().print(table)
+    for c in failed:
+        typer.echo(f"error: {c.what} {c.target}: {c.detail}", err=True)
+    if failed:
+        typer.echo(f"{len(failed)} of {len(checks)} check(s) failed", err=True)
+    else:
+        typer.echo(f"all {len(checks)} checks passed")
+    return not failed
+
+
+@app.command()
 def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained folder (local, s3://) or models:/..."),
              suite: Path = typer.Option(..., "--suite", help="the SEA-HELM suite (YAML: tasks, data, judge)"),
              out: Path = typer.Option(Path("seahelm-out"), "--out", help="responses/ and scores.json go here; a "
@@ -608,10 +653,14 @@ def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
            pipeline_root: str | None = typer.Option(None, "--pipeline-root", help="where KFP keeps the run's "
                                                     "artifacts, e.g. s3://sealion-vl/pipeline-root"),
            check_secret: bool = typer.Option(True, "--check-secret/--no-check-secret", help="check with kubectl "
-                                             "that the credentials secret is in the namespace")):
+                                             "that the credentials secret is in the namespace"),
+           check_run_first: bool = typer.Option(True, "--check/--no-check", help="run `seavl check` on the "
+                                                "arguments first (inputs, plan, tracking, S3) and stop if it fails"),
+           gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="memory of one training GPU, GB (--check)")):
     """Compile the pipeline and start one run of it on a Kubeflow Pipelines cluster; prints the run's URL.
 
-    Exit status 0, or 2 when the host, the credentials, the arguments or the credentials secret cannot be used."""
+    Exit status 0, or 2 when the host, the credentials, the arguments or the credentials secret cannot be used,
+    or a check of `seavl check` fails (named)."""
     import time
 
     import yaml
@@ -621,6 +670,11 @@ def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
 
     try:
         args = pipeline_arguments(config, param)
+        if check_run_first:
+            from pipelines.check import check_run
+
+            if not report_checks(check_run(args, gpu_memory_gb=gpu_memory), "seavl check", table_when_passed=False):
+                raise typer.Exit(2)
         args.setdefault("git_commit", git_commit())
         if check_secret:
             found = kfp_client.check_secret(CREDENTIALS_SECRET, namespace or "kubeflow")

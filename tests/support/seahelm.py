@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components.evaluate.seahelm.tasks import CVQA_SUBSETS as CVQA_SUBSET
 from tests.support.corpus import jpeg
-
-CVQA_SUBSET = {"id": "('Indonesian', 'Indonesia')", "ms": "('Malay', 'Malaysia')", "zh": "('Chinese', 'Singapore')"}
 
 
 def cvqa(path: Path, rows: list[tuple[str, str, int]]) -> Path:

@@ -328,7 +328,7 @@ def _kubectl(tmp_path, monkeypatch, rc: int, stderr: str = ""):
 
 def test_submit_checks_the_secret_compiles_and_starts_one_run(kfp_api, tmp_path, monkeypatch):
     args_file = _kubectl(tmp_path, monkeypatch, 0)
-    r = invoke("submit", "--host", kfp_api.url, "--namespace", "team-a", "--experiment", "exp",
+    r = invoke("submit", "--no-check", "--host", kfp_api.url, "--namespace", "team-a", "--experiment", "exp",
                "--param", "eval_gpus=2", "--param", "train_cpu=32", "--pipeline-root", "s3://sealion-vl/root",
                "--token", "tok-1", "--image-registry", "reg.local/t")
     assert r.exit_code == 0, r.output
@@ -351,14 +351,14 @@ def test_submit_checks_the_secret_compiles_and_starts_one_run(kfp_api, tmp_path,
 
 def test_submit_stops_when_the_secret_is_missing_and_says_how_to_create_it(kfp_api, tmp_path, monkeypatch):
     _kubectl(tmp_path, monkeypatch, 1, 'Error from server (NotFound): secrets "seavl-mlflow" not found')
-    r = invoke("submit", "--host", kfp_api.url)
+    r = invoke("submit", "--no-check", "--host", kfp_api.url)
     assert r.exit_code == 2
     assert "secret seavl-mlflow is not in namespace kubeflow" in r.output
     assert "kubectl create secret generic seavl-mlflow -n kubeflow --from-env-file=" in r.output
     assert not kfp_api.sent("POST", "/runs")
     # a cluster kubectl cannot reach: said, not fatal (the KFP API decides)
     _kubectl(tmp_path, monkeypatch, 1, "The connection to the server localhost:8080 was refused")
-    r = invoke("submit", "--host", kfp_api.url)
+    r = invoke("submit", "--no-check", "--host", kfp_api.url)
     assert r.exit_code == 0 and "not checked: The connection to the server" in r.output
     # an unknown parameter is refused before anything is sent
     r = invoke("submit", "--host", kfp_api.url, "--no-check-secret", "--param", "eval_gpuz=2")

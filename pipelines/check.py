@@ -1,0 +1,248 @@
+"""`seavl check`: everything about a run that can be known before it starts, each check a row of a table.
+
+    parameters      every name is a pipeline parameter, every value fits its type and the settings the steps
+                    make of it (cli.typed_arguments)
+    model           base_model and each reference model: a save_pretrained folder with config.json, safetensors
+                    weights whole by their headers (a pickle-only folder is refused, as the steps refuse it), every
+                    file its index names, a processor and a tokenizer. Reads the listing, config.json, the index
+                    and each safetensors header (8 bytes + the JSON header), never the weights
+    data            caption_manifest, sft_conversations, replay_data: the shards or manifests the validate step
+                    would read are listed (count and bytes); a JSONL's first record is a JSON object
+    eval suite      the suite loads, every file it names exists, and each task and language reads in its public
+                    schema (text columns only, no images): a split without gold labels (CVQA's public test split
+                    carries `Label` -1) is named here instead of failing the evaluation step
+    plan            cpt_training and sft_training fit train_gpus x train_nodes GPUs of `gpu_memory_gb` (the
+                    planner, components/train/plan.py, on the base model's own config.json)
+    tracking        the MLflow tracking server answers (tracking.check_reachable)
+    artifact store  the stores of checkpoint_root and eval_response_cache answer and their buckets exist
+
+Each check is independent: one that fails does not hide the others (a check whose input failed an earlier one
+says so). Nothing here starts a run or writes anywhere.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from components.common import storage
+
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+DEFAULT_PLAN_TOKENS = 2048   # the sequence length planned when a stage sets no max_length (0 = no limit)
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str      # the kind of check: parameters, model, data, eval data, plan, tracking, artifact store
+    target: str    # the parameter or URI it is about
+    ok: bool
+    detail: str    # what was found, or what is wrong
+
+
+def _attempt(what: str, target: str, check: Callable[[], str]) -> Check:
+    """One check: `check()` returns what it found; any error it raises is the problem, in its own words."""
+    try:
+        return Check(what, target, True, check())
+    except Exception as err:  # noqa: BLE001 (a check reports every failure as a row, never stops the others)
+        return Check(what, target, False, str(err) or type(err).__name__)
+
+
+def pipeline_defaults() -> dict:
+    """The pipeline's parameters and their default values, as its signature declares them."""
+    from pipelines.sealion_vl import _sealion_vl
+
+    return {name: p.default for name, p in inspect.signature(_sealion_vl).parameters.items()}
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
+
+
+def _safetensors_end(fs, path: str, size: int) -> int:
+    """The bytes a safetensors file's header promises (8 + header + tensor data), read from its header alone."""
+    import struct
+
+    head = fs.cat_file(path, start=0, end=8)
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len > size:
+        raise ValueError(f"{path} is not a readable safetensors file (header longer than the file): was it cut off?")
+    header = json.loads(fs.cat_file(path, start=8, end=8 + header_len))
+    return 8 + header_len + max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+
+
+def check_model(uri: str) -> str:
+    """A model folder as the steps load it (models.check_weights, load_processor), from its listing, config.json,
+    index and safetensors headers; ValueError naming what is missing."""
+    from components.common.models import PICKLE_SUFFIXES
+
+    fs, path = storage.filesystem(uri)
+    fs.invalidate_cache(path)
+    if not fs.isdir(path):
+        raise ValueError(f"model folder {uri} does not exist")
+    root = path.rstrip("/") + "/"
+    files = {name[len(root):]: info for name, info in fs.find(path, detail=True).items() if name.startswith(root)}
+    if "config.json" not in files:
+        raise ValueError(f"{uri} has no config.json: not a save_pretrained folder (or its upload was cut off: "
+                         "config.json is written last)")
+    weights = sorted(n for n in files if n.endswith(".safetensors") and "/" not in n)
+    if not weights:
+        pickles = sorted(n for n in files if n.endswith(PICKLE_SUFFIXES))
+        held = f"it holds only pickle weights ({', '.join(pickles[:3])}), which are refused" if pickles \
+            else "it holds no weights"
+        raise ValueError(f"{uri} has no .safetensors weights: {held}. Convert the model with "
+                         "save_pretrained(..., safe_serialization=True).")
+    if "model.safetensors.index.json" in files:
+        index = json.loads(fs.cat_file(root + "model.safetensors.index.json"))
+        missing = sorted(set(index.get("weight_map", {}).values()) - set(files))
+        if missing:
+            raise ValueError(f"{uri} is incomplete: model.safetensors.index.json lists {len(missing)} weight file(s) "
+                             f"that are not there ({', '.join(missing[:3])})")
+    for name in weights:
+        size = files[name]["size"]
+        end = _safetensors_end(fs, root + name, size)
+        if end > size:
+            raise ValueError(f"{uri}/{name} is truncated: {size} bytes of the {end} its header announces")
+    if not any(n in files for n in PROCESSOR_FILES):
+        raise ValueError(f"{uri} has no processor ({' or '.join(PROCESSOR_FILES)}): the steps load the model's "
+                         "processor from its folder")
+    if not any(n in files for n in TOKENIZER_FILES):
+        raise ValueError(f"{uri} has no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    config = json.loads(fs.cat_file(root + "config.json"))
+    if config.get("model_type") != "gemma3":
+        raise ValueError(f"{uri} is a {config.get('model_type')!r} model; the pipeline trains Gemma 3 "
+                         "image-text models (model_type gemma3)")
+    total = sum(files[n]["size"] for n in weights)
+    return f"gemma3, {len(weights)} safetensors file(s), {_gb(total)}, processor and tokenizer"
+
+
+def check_data(uri: str) -> str:
+    """The shards or manifests a validate step would read at `uri` (listing only), and a JSONL's first record."""
+    from components.validate_data.sources import InputError, list_inputs
+
+    try:
+        kind, files = list_inputs(uri)
+    except InputError as err:
+        raise ValueError(str(err)) from None
+    fs, path = storage.filesystem(uri)
+    if len(files) == 1:
+        size = fs.info(storage.filesystem(files[0])[1])["size"]
+    else:   # one listing for every shard's size, not a request per shard
+        listed = {name.rstrip("/"): info["size"] for name, info in fs.find(path, detail=True).items()}
+        size = sum(listed.get(storage.filesystem(f)[1], 0) for f in files)
+    if kind == "jsonl":
+        with fs.open(storage.filesystem(files[0])[1], "rb") as f:
+            first = f.readline()
+        try:
+            if not isinstance(json.loads(first), dict):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{files[0]} is not JSON lines: its first line is not a JSON object") from None
+    return f"{len(files)} {kind} file(s), {_gb(size)}"
+
+
+def check_suite(uri: str) -> list[Check]:
+    """The suite loads; every file it names exists; each task and language reads in its schema, gold labels
+    present (text columns only)."""
+    from components.evaluate.seahelm.suite import load_suite
+    from components.evaluate.seahelm.tasks import load_items
+
+    out, runs = [], []
+
+    def load() -> str:
+        suite = load_suite(uri)
+        missing = [u for u in suite.uris() if not storage.exists(u)]
+        if missing:
+            raise ValueError(f"names {len(missing)} missing file(s): {', '.join(missing[:5])}")
+        runs.extend(suite.runs())
+        return f"{len(suite.tasks)} task(s), {len(runs)} task/language runs, every file it names exists"
+
+    out.append(_attempt("eval suite", uri, load))
+    for task, lang, data, root in runs:
+        out.append(_attempt("eval data", f"{task}/{lang}",
+                            lambda t=task, la=lang, d=data, r=root:
+                                f"{len(load_items(t, la, d, r, images=False))} item(s) with gold labels ({d})"))
+    return out
+
+
+def plan_stage(config_path: str, settings: dict, gpus: int, nodes: int, gpu_memory_gb: float) -> str:
+    """The planner's verdict on one stage's settings; ValueError saying by how much it does not fit."""
+    from components.train.loop import TrainConfig
+    from components.train.plan import Request, plan
+
+    cfg = TrainConfig(**settings)
+    tokens = cfg.max_length or DEFAULT_PLAN_TOKENS
+    req = Request(model=config_path, gpus=gpus, nodes=nodes, gpu_memory_gb=gpu_memory_gb, batch=cfg.batch_size,
+                  seq_len=tokens, lora=cfg.lora_rank > 0, activation_checkpointing=cfg.activation_checkpointing,
+                  freeze_vision=cfg.freeze_vision, cpu_offload=cfg.cpu_offload)
+    result = plan(req)
+    where = f"{gpus} GPU(s) x {nodes} node(s) of {gpu_memory_gb:g} GB"
+    at = f"batch {cfg.batch_size} x {tokens} tokens" + ("" if cfg.max_length else " (max_length 0: no limit; "
+                                                        f"planned at {DEFAULT_PLAN_TOKENS})")
+    if not result.fits:
+        fitting = [a for a in result.advice if a.endswith("(fits)")]
+        advice = f"; seavl plan suggests {(fitting or result.advice)[0]}" if result.advice else ""
+        raise ValueError(f"does not fit: {result.per_gpu_gb:.1f} GB per GPU on {where}, {at}{advice}")
+    return f"fits: {result.per_gpu_gb:.1f} GB per GPU on {where}, {at}"
+
+
+def check_store(uri: str) -> str:
+    """The store behind `uri` answers at the first attempt and its bucket exists."""
+    storage.check_reachable(uri)
+    if str(uri).startswith("s3://"):
+        bucket = uri[len("s3://"):].split("/", 1)[0]
+        fs, _ = storage.filesystem(uri)
+        if not fs.exists(bucket):
+            raise ValueError(f"the bucket {bucket} does not exist")
+        return f"S3 answers ({storage.s3_endpoint() or 'AWS'}), bucket {bucket} exists"
+    return "local folder"
+
+
+def check_tracking() -> str:
+    from components.common import tracking
+
+    uri = tracking.tracking_uri()
+    tracking.check_reachable(uri)
+    return f"{uri} answers" if uri.startswith(("http://", "https://")) else f"{uri}: a local store, nothing to reach"
+
+
+def check_run(args: dict, gpu_memory_gb: float = 80.0) -> list[Check]:
+    """Every check of a run with pipeline arguments `args` (as read from its YAML, overrides applied)."""
+    import tempfile
+
+    from pipelines.cli import typed_arguments
+
+    defaults = pipeline_defaults()
+    out = [_attempt("parameters", f"{len(args)} given", lambda: (typed_arguments(args), "every parameter is known "
+                                                                  "and well-typed")[1])]
+    run = {**defaults, **{k: v for k, v in args.items() if k in defaults}}
+
+    models = {"base_model": run["base_model"], **{f"reference_models.{k}": v
+                                                  for k, v in (run["reference_models"] or {}).items()}}
+    for name, uri in models.items():
+        out.append(_attempt("model", f"{name}={uri}", lambda u=uri: check_model(u)))
+    for name in ("caption_manifest", "sft_conversations", "replay_data"):
+        if run.get(name):
+            out.append(_attempt("data", f"{name}={run[name]}", lambda u=run[name]: check_data(u)))
+    out += check_suite(run["eval_suite"])
+
+    gpus, nodes = run["train_gpus"], run["train_nodes"]
+    with tempfile.TemporaryDirectory(prefix="seavl-check-") as tmp:
+        config_path = f"{tmp}/config.json"   # the planner builds the model on the meta device from its config
+        try:
+            storage.write_bytes(config_path, storage.read_bytes(storage.join(run["base_model"], "config.json")))
+            unplanned = ""
+        except Exception as err:  # noqa: BLE001 (said in each stage's row)
+            unplanned = f"not planned: the base model's config.json cannot be read ({err})"
+        for stage in ("cpt_training", "sft_training"):
+            if unplanned:
+                out.append(Check("plan", stage, False, unplanned))
+                continue
+            out.append(_attempt("plan", stage, lambda s=stage: plan_stage(config_path, run[s] or {}, gpus, nodes,
+                                                                          gpu_memory_gb)))
+    out.append(_attempt("tracking", "MLFLOW_TRACKING_URI", check_tracking))
+    for name in ("checkpoint_root", "eval_response_cache"):
+        if run.get(name):
+            out.append(_attempt("artifact store", f"{name}={run[name]}", lambda u=run[name]: check_store(u)))
+    return out
