@@ -60,50 +60,15 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
 
 
-def _safetensors_end(fs, path: str, size: int) -> int:
-    """The bytes a safetensors file's header promises (8 + header + tensor data), read from its header alone."""
-    import struct
-
-    head = fs.cat_file(path, start=0, end=8)
-    (header_len,) = struct.unpack("<Q", head)
-    if header_len > size:
-        raise ValueError(f"{path} is not a readable safetensors file (header longer than the file): was it cut off?")
-    header = json.loads(fs.cat_file(path, start=8, end=8 + header_len))
-    return 8 + header_len + max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-
-
 def check_model(uri: str) -> str:
-    """A model folder as the steps load it (models.check_weights, load_processor), from its listing, config.json,
-    index and safetensors headers; ValueError naming what is missing."""
-    from components.common.models import PICKLE_SUFFIXES
+    """A model folder as the steps load it (models.check_weights, then its processor), from its listing,
+    config.json, index and safetensors headers; ValueError naming what is missing."""
+    from components.common.models import check_weights
 
+    files = check_weights(uri)
     fs, path = storage.filesystem(uri)
-    fs.invalidate_cache(path)
-    if not fs.isdir(path):
-        raise ValueError(f"model folder {uri} does not exist")
     root = path.rstrip("/") + "/"
-    files = {name[len(root):]: info for name, info in fs.find(path, detail=True).items() if name.startswith(root)}
-    if "config.json" not in files:
-        raise ValueError(f"{uri} has no config.json: not a save_pretrained folder (or its upload was cut off: "
-                         "config.json is written last)")
     weights = sorted(n for n in files if n.endswith(".safetensors") and "/" not in n)
-    if not weights:
-        pickles = sorted(n for n in files if n.endswith(PICKLE_SUFFIXES))
-        held = f"it holds only pickle weights ({', '.join(pickles[:3])}), which are refused" if pickles \
-            else "it holds no weights"
-        raise ValueError(f"{uri} has no .safetensors weights: {held}. Convert the model with "
-                         "save_pretrained(..., safe_serialization=True).")
-    if "model.safetensors.index.json" in files:
-        index = json.loads(fs.cat_file(root + "model.safetensors.index.json"))
-        missing = sorted(set(index.get("weight_map", {}).values()) - set(files))
-        if missing:
-            raise ValueError(f"{uri} is incomplete: model.safetensors.index.json lists {len(missing)} weight file(s) "
-                             f"that are not there ({', '.join(missing[:3])})")
-    for name in weights:
-        size = files[name]["size"]
-        end = _safetensors_end(fs, root + name, size)
-        if end > size:
-            raise ValueError(f"{uri}/{name} is truncated: {size} bytes of the {end} its header announces")
     if not any(n in files for n in PROCESSOR_FILES):
         raise ValueError(f"{uri} has no processor ({' or '.join(PROCESSOR_FILES)}): the steps load the model's "
                          "processor from its folder")
