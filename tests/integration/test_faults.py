@@ -17,25 +17,11 @@ import pytest
 
 from tests.conftest import MlflowServer, bucket_keys, make_bucket
 from tests.support.faults import FaultyProxy
+from tests.support.weights import assert_same_weights, load_weights
 
 pytestmark = pytest.mark.integration
 
 SEAVL = [sys.executable, "-m", "pipelines.cli"]
-
-
-def _weights(folder) -> dict:
-    from safetensors.torch import load_file
-
-    out = {}
-    for f in sorted(Path(folder).glob("*.safetensors")):
-        out.update(load_file(f))
-    return out
-
-
-def _same(a: dict, b: dict) -> bool:
-    import torch
-
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _described(counts) -> str:
@@ -90,7 +76,8 @@ def test_checkpoints_upload_through_s3_faults_and_an_outage_costs_only_the_steps
     assert not (tmp_path / "b").exists()
     started = time.perf_counter()
     resumed = recipes.cpt(demo.base_model, curated, tmp_path / "b", cfg, checkpoint_uri=f"s3://{bucket}/b")
-    assert resumed.steps == 5 and _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert resumed.steps == 5
+    assert_same_weights(load_weights(tmp_path / "a"), load_weights(tmp_path / "b"))
     figure(f"checkpoints to S3, every third upload faulted: {sum(injected.values())} faults ({_described(injected)}) "
            f"all retried, 5 steps in {seconds:.0f} s; an outage at the step-4 checkpoint (refused {outage} "
            f"attempts) stopped the run; it lost the 2 steps since step 2, the resume ran steps 3-5 in "
@@ -146,7 +133,7 @@ def test_model_versions_upload_through_s3_faults_and_an_outage_leaves_no_version
     injected = dict(proxy.counts)
     assert {"error", "reset", "lost"} <= set(injected), injected
     folder = storage.localize("models:/under-faults/1", tmp_path / "pulled")   # checksums checked on download
-    assert _same(_weights(folder), _weights(weights))
+    assert_same_weights(load_weights(folder), load_weights(weights))
 
     client.set_experiment_tag(client.get_run(run_id).info.experiment_id, "cleared", "1")
     tags["weights_fingerprint"] = "e" * 64          # other weights: no READY upload to reuse

@@ -14,23 +14,9 @@ import torch
 
 from components.train import recipes
 from components.train.loop import TrainConfig
+from tests.support.weights import assert_same_weights, load_weights
 
 SEAVL = [sys.executable, "-m", "pipelines.cli"]
-
-
-def _weights(folder) -> dict:
-    from safetensors.torch import load_file
-
-    out = {}
-    for f in sorted(Path(folder).glob("*.safetensors")):
-        out.update(load_file(f))
-    return out
-
-
-def _assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
 def test_cpt_loss_falls_and_the_model_is_saved_in_bf16(demo, curated, tmp_path):
@@ -45,7 +31,7 @@ def test_cpt_loss_falls_and_the_model_is_saved_in_bf16(demo, curated, tmp_path):
             "train/padding_fraction"} <= set(logged[0][1])
     # length-grouped batches: at most 5% of the token slots are padding
     assert all(m["train/padding_fraction"] <= 0.05 for _, m in logged)
-    weights = _weights(tmp_path / "model")
+    weights = load_weights(tmp_path / "model")
     assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.bfloat16}
     assert json.loads((tmp_path / "model" / "config.json").read_text())["dtype"] == "bfloat16"
     assert (tmp_path / "model" / "processor_config.json").exists()
@@ -100,7 +86,7 @@ def test_sigkill_then_restart_ends_with_the_uninterrupted_weights(demo, curated,
     interrupted = time.perf_counter() - started
     assert "resumed from" in done.stderr and f"step-{last:08d} at step {last}" in done.stderr
     assert "24 steps" in done.stdout
-    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "resumed"))
+    assert_same_weights(load_weights(tmp_path / "full"), load_weights(tmp_path / "resumed"))
     shards = list((tmp_path / "ckpt").glob("step-*/*.distcp"))
     assert len({p.name for p in shards}) == processes   # one shard file per rank
     figure(f"kill -9 at a random moment after the step-8 checkpoint (resumed at step {last}), {processes} "
@@ -197,7 +183,7 @@ def test_a_full_disk_while_checkpointing_is_named_and_the_previous_checkpoint_is
     assert "step-00000002" in listing and "COMPLETE" in listing and "step-00000004" not in listing
     assert read("2.rc").strip() == "0", read("2.err")[-2000:]
     assert "resumed from" in read("2.err") and "step 2" in read("2.err")
-    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "resumed"))
+    assert_same_weights(load_weights(tmp_path / "full"), load_weights(tmp_path / "resumed"))
     figure(f"full disk at the step-4 checkpoint ({one / 2**20:.1f} MiB each): stopped with the step-2 checkpoint "
            f"intact; the restart redid 2 of 5 steps and ended with the uninterrupted weights")
 
@@ -425,7 +411,7 @@ def test_lr_warms_up_then_decays_by_cosine_to_the_floor():
 def test_lora_trains_adapters_and_saves_a_merged_full_model(demo, curated, tmp_path):
     cfg = TrainConfig(max_steps=6, batch_size=8, lora_rank=4, learning_rate=1e-2, warmup_steps=1, save_dtype="fp32")
     recipes.cpt(demo.base_model, curated, tmp_path / "m", cfg)
-    trained, base = _weights(tmp_path / "m"), _weights(demo.base_model)
+    trained, base = load_weights(tmp_path / "m"), load_weights(demo.base_model)
     assert trained.keys() == base.keys()                      # merged: no adapter tensors left
     q = next(k for k in base if "language_model" in k and "q_proj" in k)
     assert not torch.equal(trained[q], base[q].float())        # the adapters changed the projections
@@ -436,7 +422,7 @@ def test_lora_trains_adapters_and_saves_a_merged_full_model(demo, curated, tmp_p
 def test_freezing_keeps_the_vision_tower_fixed(demo, curated, tmp_path):
     cfg = TrainConfig(max_steps=3, batch_size=8, freeze_vision=True, save_dtype="fp32", warmup_steps=1)
     recipes.cpt(demo.base_model, curated, tmp_path / "m", cfg)
-    trained, base = _weights(tmp_path / "m"), _weights(demo.base_model)
+    trained, base = load_weights(tmp_path / "m"), load_weights(demo.base_model)
     assert all(torch.equal(trained[k], base[k].float()) for k in base if "vision_tower" in k)
     assert any(not torch.equal(trained[k], base[k].float()) for k in base if "language_model" in k)
 
