@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from components.common import storage
 
@@ -41,10 +41,10 @@ class Check:
     detail: str    # what was found, or what is wrong
 
 
-def _attempt(what: str, target: str, check: Callable[[], str]) -> Check:
-    """One check: `check()` returns what it found; any error it raises is the problem, in its own words."""
+def _attempt(what: str, target: str, check: Callable[..., str], *args) -> Check:
+    """One check: `check(*args)` returns what it found; any error it raises is the problem, in its own words."""
     try:
-        return Check(what, target, True, check())
+        return Check(what, target, True, check(*args))
     except Exception as err:  # noqa: BLE001 (a check reports every failure as a row, never stops the others)
         return Check(what, target, False, str(err) or type(err).__name__)
 
@@ -107,11 +107,11 @@ def check_data(uri: str) -> str:
     return f"{len(files)} {kind} file(s), {_gb(size)}"
 
 
-def check_suite(uri: str) -> list[Check]:
+def check_suite(uri: str, loaded: dict | None = None) -> list[Check]:
     """The suite loads; every file it names exists; each task and language reads in its schema, gold labels
-    present (text columns only)."""
+    present (text columns only). The items read go into `loaded` ({(task, lang): items}) when given."""
     from components.evaluate.seahelm.suite import load_suite
-    from components.evaluate.seahelm.tasks import load_items
+    from components.evaluate.seahelm.tasks import conversation, load_items
 
     out, runs = [], []
 
@@ -124,14 +124,25 @@ def check_suite(uri: str) -> list[Check]:
         return f"{len(suite.tasks)} task(s), {len(runs)} task/language runs, every file it names exists"
 
     out.append(_attempt("eval suite", uri, load))
+    def read(task: str, lang: str, data: str, root: str) -> str:
+        items = load_items(task, lang, data, root, images=False)
+        for item in items:   # SEA-HELM's prompt, as the evaluation fills it in
+            try:
+                conversation(task, lang, getattr(item, "fields", {}), [])
+            except (KeyError, IndexError) as err:
+                raise ValueError(f"item {item.id} lacks the field {err} that SEA-HELM's {task} prompt "
+                                 f"({lang}) fills in ({data})") from None
+        if loaded is not None:
+            loaded[(task, lang)] = items
+        return f"{len(items)} item(s) with gold labels ({data})"
+
     for task, lang, data, root in runs:
-        out.append(_attempt("eval data", f"{task}/{lang}",
-                            lambda t=task, la=lang, d=data, r=root:
-                                f"{len(load_items(t, la, d, r, images=False))} item(s) with gold labels ({d})"))
+        out.append(_attempt("eval data", f"{task}/{lang}", lambda *a: read(*a), task, lang, data, root))
     return out
 
 
-def plan_stage(config_path: str, settings: dict, gpus: int, nodes: int, gpu_memory_gb: float) -> str:
+def plan_stage(config_path: str, settings: dict, gpus: int, nodes: int, gpu_memory_gb: float,
+               memory_from: str = "") -> str:
     """The planner's verdict on one stage's settings; ValueError saying by how much it does not fit."""
     from components.train.loop import TrainConfig
     from components.train.plan import Request, plan
@@ -142,7 +153,7 @@ def plan_stage(config_path: str, settings: dict, gpus: int, nodes: int, gpu_memo
                   seq_len=tokens, lora=cfg.lora_rank > 0, activation_checkpointing=cfg.activation_checkpointing,
                   freeze_vision=cfg.freeze_vision, cpu_offload=cfg.cpu_offload)
     result = plan(req)
-    where = f"{gpus} GPU(s) x {nodes} node(s) of {gpu_memory_gb:g} GB"
+    where = f"{gpus} GPU(s) x {nodes} node(s) of {gpu_memory_gb:g} GB" + (f" ({memory_from})" if memory_from else "")
     at = f"batch {cfg.batch_size} x {tokens} tokens" + ("" if cfg.max_length else " (max_length 0: no limit; "
                                                         f"planned at {DEFAULT_PLAN_TOKENS})")
     if not result.fits:
@@ -172,27 +183,84 @@ def check_tracking() -> str:
     return f"{uri} answers" if uri.startswith(("http://", "https://")) else f"{uri}: a local store, nothing to reach"
 
 
-def check_run(args: dict, gpu_memory_gb: float = 80.0) -> list[Check]:
-    """Every check of a run with pipeline arguments `args` (as read from its YAML, overrides applied)."""
+def check_images(uri: str, rows: list[dict]) -> str:
+    """The images that sampled conversation records name resolve (relative to the JSONL file, as the trainer
+    resolves them); ValueError naming the first missing ones."""
+    from components.common import records
+    from components.train.data import chat_messages
+
+    paths = [p for r in rows for p in (chat_messages(r).get("images") or [])]
+    if not paths:
+        return f"none of {len(rows)} sampled record(s) names an image"
+    missing = [p for p in paths if not storage.exists(records.split_member(records.resolve(uri, p))[0])]
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(paths)} image(s) named by {len(rows)} sampled record(s) do not "
+                         f"exist (relative to {storage.parent(uri)}), e.g. {', '.join(missing[:3])}")
+    return f"the {len(paths)} image(s) named by {len(rows)} sampled record(s) exist"
+
+
+@dataclass
+class Report:
+    """What `seavl check` found: the checks, and the predicted cost of each stage (pipelines/cost.py)."""
+    checks: list[Check]
+    costs: list = field(default_factory=list)          # cost.StageCost
+    unpredicted: list[str] = field(default_factory=list)   # stages whose cost could not be predicted, and why
+    throughput: object = None                          # cost.Throughput
+    tokenizer: str = ""                                # what counted the tokens
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def gpu_memory_of(node_selector: dict | None) -> tuple[float, str]:
+    """The memory of the GPU a node selector asks for (its gpu.product label), else 80 GB, and where it came from."""
+    from components.train.plan import accelerator
+
+    label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
+    known = accelerator(label) if label else None
+    return (known[2], label) if known else (80.0, "assumed: train_node_selector names no known gpu.product")
+
+
+def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str = "", predict: bool = True
+              ) -> Report:
+    """Every check of a run with pipeline arguments `args` (as read from its YAML, overrides applied), and the
+    predicted cost of its stages. `gpu_memory_gb` None: the memory of the GPU that train_node_selector names."""
     import tempfile
 
+    from pipelines import cost
     from pipelines.cli import typed_arguments
 
     defaults = pipeline_defaults()
     out = [_attempt("parameters", f"{len(args)} given", lambda: (typed_arguments(args), "every parameter is known "
                                                                   "and well-typed")[1])]
     run = {**defaults, **{k: v for k, v in args.items() if k in defaults}}
+    report = Report(out)
 
     models = {"base_model": run["base_model"], **{f"reference_models.{k}": v
                                                   for k, v in (run["reference_models"] or {}).items()}}
     for name, uri in models.items():
         out.append(_attempt("model", f"{name}={uri}", lambda u=uri: check_model(u)))
+    models_ok = {name: out[-len(models) + i].ok for i, name in enumerate(models)}
+    samples: dict[str, cost.Sample] = {}
     for name in ("caption_manifest", "sft_conversations", "replay_data"):
         if run.get(name):
             out.append(_attempt("data", f"{name}={run[name]}", lambda u=run[name]: check_data(u)))
-    out += check_suite(run["eval_suite"])
+            if out[-1].ok and name != "replay_data":
+                try:
+                    samples[name] = cost.sample_input(run[name])
+                except Exception as err:  # noqa: BLE001 (said as the stage's missing prediction)
+                    report.unpredicted.append(f"{name}: its records could not be sampled ({err})")
+    if "sft_conversations" in samples:
+        uri = run["sft_conversations"]
+        out.append(_attempt("data", "sft_conversations images", lambda: check_images(
+            uri, cost.as_training_rows("conversations", samples["sft_conversations"].rows, ()))))
+    loaded: dict = {}
+    out += check_suite(run["eval_suite"], loaded)
 
     gpus, nodes = run["train_gpus"], run["train_nodes"]
+    memory, memory_from = ((gpu_memory_gb, "--gpu-memory") if gpu_memory_gb
+                           else gpu_memory_of(run["train_node_selector"]))
     with tempfile.TemporaryDirectory(prefix="seavl-check-") as tmp:
         config_path = f"{tmp}/config.json"   # the planner builds the model on the meta device from its config
         try:
@@ -205,9 +273,84 @@ def check_run(args: dict, gpu_memory_gb: float = 80.0) -> list[Check]:
                 out.append(Check("plan", stage, False, unplanned))
                 continue
             out.append(_attempt("plan", stage, lambda s=stage: plan_stage(config_path, run[s] or {}, gpus, nodes,
-                                                                          gpu_memory_gb)))
+                                                                          memory, memory_from)))
+        if predict and not unplanned:
+            _predict(report, run, config_path, samples, loaded, models, models_ok)
     out.append(_attempt("tracking", "MLFLOW_TRACKING_URI", check_tracking))
-    for name in ("checkpoint_root", "eval_response_cache"):
-        if run.get(name):
-            out.append(_attempt("artifact store", f"{name}={run[name]}", lambda u=run[name]: check_store(u)))
-    return out
+    stores = {"checkpoint_root": run.get("checkpoint_root"), "eval_response_cache": run.get("eval_response_cache"),
+              "pipeline_root": pipeline_root}
+    for name, uri in stores.items():
+        if uri:
+            out.append(_attempt("artifact store", f"{name}={uri}", lambda u=uri: check_store(u)))
+    return report
+
+
+def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded: dict, models: dict,
+             models_ok: dict) -> None:
+    """The predicted cost of CPT, SFT and each model's evaluation (pipelines/cost.py), into `report`."""
+    from transformers import AutoConfig
+
+    from components.common.languages import CAPTION_PROMPTS
+    from components.evaluate.seahelm.suite import load_suite
+    from components.train.loop import TrainConfig
+    from pipelines import cost
+
+    tp = report.throughput = cost.throughput(run["train_node_selector"])
+    config = AutoConfig.from_pretrained(config_path)
+    count_tokens, tokenizer = cost.token_counter(run["base_model"])
+    world = run["train_gpus"] * run["train_nodes"]
+    for stage, name, kind in (("cpt", "caption_manifest", "captions"), ("sft", "sft_conversations", "conversations")):
+        if name not in samples:
+            report.unpredicted.append(f"{stage}: {name} was not sampled")
+            continue
+        try:
+            settings = TrainConfig(**(run[f"{stage}_training"] or {}))
+            rows = cost.as_training_rows(kind, samples[name].rows, CAPTION_PROMPTS)
+            report.costs.append(cost.training_cost(stage, settings, rows, count_tokens, config, world, tp,
+                                                   samples[name]))
+        except Exception as err:  # noqa: BLE001 (said, never hides the checks)
+            report.unpredicted.append(f"{stage}: {err}")
+    if not loaded:
+        report.unpredicted.append("evaluation: the suite's data could not be read")
+        return
+    try:
+        load = cost.evaluation_load(load_suite(run["eval_suite"]), loaded, count_tokens)
+    except Exception as err:  # noqa: BLE001
+        report.unpredicted.append(f"evaluation: {err}")
+        return
+    roles = {"base": config, "cpt": config, "candidate": config, "champion": config}
+    for name, uri in models.items():
+        if name.startswith("reference_models.") and models_ok[name]:
+            role, folder = name.split(".", 1)[1], f"{storage.parent(config_path)}/{len(roles)}"
+            storage.write_bytes(f"{folder}/config.json", storage.read_bytes(storage.join(uri, "config.json")))
+            roles[role] = AutoConfig.from_pretrained(folder)
+    for role, model_config in roles.items():
+        name = "champion (if one is registered)" if role == "champion" else role
+        report.costs.append(cost.evaluation_cost(name, load, model_config, run["eval_gpus"], tp))
+    report.tokenizer = tokenizer
+
+
+
+def markdown(report: Report) -> str:
+    """The report as Markdown (what the preflight step shows in the run's UI and log)."""
+    from pipelines.cost import bases, count, duration, gpu_hours
+
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    failed = [c for c in report.checks if not c.ok]
+    lines = [f"## Checks: {len(report.checks) - len(failed)} of {len(report.checks)} passed", "",
+             "| what | target | result | detail |", "|---|---|---|---|"]
+    lines += [f"| {c.what} | {cell(c.target)} | {'ok' if c.ok else '**FAILED**'} | {cell(c.detail)} |"
+              for c in report.checks]
+    tp = report.throughput
+    if report.costs:
+        lines += ["", f"## Predicted cost on {tp.accelerator} at MFU {tp.mfu:.2f}", "",
+                  "| stage | samples / items | text tokens | image tokens | FLOPs | GPUs | GPU-hours | wall-clock |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {c.stage} | {c.samples:,} | {count(c.text_tokens)} | {count(c.image_tokens)} | {c.flops:.2e} | "
+                  f"{c.gpus} | {gpu_hours(c.gpu_hours)} | {duration(c.hours)} |" for c in report.costs]
+        lines += ["", f"MFU {tp.mfu:.2f}: {tp.basis}. Tokens counted with {report.tokenizer}.", ""]
+        lines += [f"- {', '.join(stages)}: {basis}" for stages, basis in bases(report.costs)]
+    lines += [f"- not predicted: {line}" for line in report.unpredicted]
+    return "\n".join(lines) + "\n"

@@ -13,8 +13,9 @@
     seavl score --task TASK --lang LANG --data URI --predictions FILE   SEA-HELM's metrics for given responses
     seavl plan --model NAME|PATH --gpus N [--nodes M] --batch B --seq-len L [--lora] [--activation-checkpointing]
                [--freeze-vision] [--json]                    will it fit: per-GPU memory and FLOPs
-    seavl check --config FILE [--set key=value ...] [--gpu-memory GB]   before a run: parameters, inputs, the plan
-                                                             of each training stage, the tracking server, S3
+    seavl check --config FILE [--set key=value ...] [--gpu-memory GB] [--pipeline-root URI]
+                                                             before a run: parameters, inputs, the plan of each
+                                                             training stage, the tracking server, S3; the cost
     seavl schedule --host URL --cron EXPR [--param k=v ...] [--config FILE] [--experiment NAME] [--name NAME]
                    [--namespace NS] [--token TOKEN]          retrain on a schedule: a KFP recurring run
     seavl schedules --host URL [--experiment NAME] [--namespace NS] [--token TOKEN]   the recurring runs
@@ -439,10 +440,14 @@ def plan(model: str = typer.Option("gemma-3-27b", "--model", help="gemma-3-4b, g
 @app.command()
 def check(config: Path = typer.Option(..., "--config", "-c", help="pipeline arguments (YAML)"),
           set_: list[str] = typer.Option([], "--set", "-s", help="override one argument: key=value"),
-          gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="memory of one training GPU, GB")):
+          gpu_memory: float | None = typer.Option(None, "--gpu-memory", help="memory of one training GPU, GB "
+                                                  "(default: that of the GPU train_node_selector names, else 80)"),
+          pipeline_root: str = typer.Option("", "--pipeline-root", help="the run's pipeline root: its store is "
+                                            "checked too")):
     """Everything about a run that can be known before it starts: parameters, every input it reads (models,
     data, the evaluation suite and its data), whether each training stage fits its GPUs, the tracking server and
-    the artifact store. Prints a table of what was checked.
+    the artifact store. Prints a table of what was checked, then the predicted cost of each stage (tokens, FLOPs,
+    GPU-hours and wall-clock time on the requested GPUs; pipelines/cost.py).
 
     Exit status 0 when every check passes; 2 naming each one that does not."""
     from pipelines.check import check_run
@@ -452,24 +457,32 @@ def check(config: Path = typer.Option(..., "--config", "-c", help="pipeline argu
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    if not report_checks(check_run(settings, gpu_memory_gb=gpu_memory), f"seavl check {config}"):
+    if any("{demo}" in json.dumps(v, default=str) for v in settings.values()):   # the demo's configuration
+        from demo.build import ensure_demo
+
+        settings = fill_demo(settings, ensure_demo().root)
+    if not report_checks(check_run(settings, gpu_memory_gb=gpu_memory, pipeline_root=pipeline_root),
+                         f"seavl check {config}"):
         raise typer.Exit(2)
 
 
-def report_checks(checks: list, title: str, table_when_passed: bool = True) -> bool:
-    """Print the checks (pipelines/check.py) as a table, and an error line naming each one that failed; True when
-    all passed."""
+def report_checks(report, title: str, table_when_passed: bool = True) -> bool:
+    """Print a check report (pipelines/check.py) as a table, an error line naming each check that failed, and the
+    predicted costs; True when every check passed."""
     from rich.console import Console
     from rich.table import Table
 
+    checks = report.checks
     failed = [c for c in checks if not c.ok]
+    console = Console(width=max(Console().width, 160))
     if failed or table_when_passed:
         table = Table(title=title)
         for column in ("what", "target", "result", "detail"):
             table.add_column(column, overflow="fold")
         for c in checks:
             table.add_row(c.what, c.target, "[green]ok[/]" if c.ok else "[red]FAILED[/]", c.detail)
-        Console().print(table)
+        console.print(table)
+    report_costs(report, console)
     for c in failed:
         typer.echo(f"error: {c.what} {c.target}: {c.detail}", err=True)
     if failed:
@@ -477,6 +490,33 @@ def report_checks(checks: list, title: str, table_when_passed: bool = True) -> b
     else:
         typer.echo(f"all {len(checks)} checks passed")
     return not failed
+
+
+def report_costs(report, console) -> None:
+    """The predicted cost of each stage as a table, with what it rests on."""
+    from rich.table import Table
+
+    from pipelines.cost import bases, count, duration, gpu_hours
+
+    tp = report.throughput
+    if report.costs:
+        table = Table(title=f"predicted cost on {tp.accelerator} ({tp.peak / 1e12:,.0f} TFLOP/s bf16 per GPU) at "
+                            f"MFU {tp.mfu:.2f}")
+        for column in ("stage", "samples / items", "text tokens", "images", "image tokens", "FLOPs", "GPUs",
+                       "GPU-hours", "wall-clock"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        for c in report.costs:
+            table.add_row(c.stage, f"{c.samples:,}", count(c.text_tokens), count(c.images), count(c.image_tokens),
+                          f"{c.flops:.2e}", str(c.gpus), gpu_hours(c.gpu_hours), duration(c.hours))
+        total = sum(c.gpu_hours for c in report.costs)
+        table.add_row("total", "", "", "", "", f"{sum(c.flops for c in report.costs):.2e}", "", gpu_hours(total), "")
+        console.print(table)
+        console.print(f"MFU {tp.mfu:.2f}: {tp.basis}", highlight=False)
+        console.print(f"tokens counted with {report.tokenizer}", highlight=False)
+        for stages, basis in bases(report.costs):
+            console.print(f"{', '.join(stages)}: {basis}", highlight=False)
+    for line in report.unpredicted:
+        console.print(f"not predicted: {line}", highlight=False)
 
 
 @app.command()
@@ -656,7 +696,8 @@ def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
                                              "that the credentials secret is in the namespace"),
            check_run_first: bool = typer.Option(True, "--check/--no-check", help="run `seavl check` on the "
                                                 "arguments first (inputs, plan, tracking, S3) and stop if it fails"),
-           gpu_memory: float = typer.Option(80.0, "--gpu-memory", help="memory of one training GPU, GB (--check)")):
+           gpu_memory: float | None = typer.Option(None, "--gpu-memory", help="memory of one training GPU, GB "
+                                                   "(--check; default: that of the GPU train_node_selector names)")):
     """Compile the pipeline and start one run of it on a Kubeflow Pipelines cluster; prints the run's URL.
 
     Exit status 0, or 2 when the host, the credentials, the arguments or the credentials secret cannot be used,
@@ -673,7 +714,8 @@ def submit(host: str | None = typer.Option(None, "--host", help=HOST_HELP),
         if check_run_first:
             from pipelines.check import check_run
 
-            if not report_checks(check_run(args, gpu_memory_gb=gpu_memory), "seavl check", table_when_passed=False):
+            if not report_checks(check_run(args, gpu_memory_gb=gpu_memory, pipeline_root=pipeline_root or ""),
+                                 "seavl check", table_when_passed=False):
                 raise typer.Exit(2)
         args.setdefault("git_commit", git_commit())
         if check_secret:

@@ -1,9 +1,10 @@
-"""The SEA-LION VL pipeline: snapshot -> (inputs changed, or skip_if_unchanged off) validate -> CPT -> SFT ->
-evaluate (x4, + reference models) -> compare -> gate -> register -> (gate passed) promote, then record; (inputs
-unchanged since the champion and skip_if_unchanged on) skipped; an exit handler closes the MLflow pipeline run.
+"""The SEA-LION VL pipeline: preflight (`seavl check`) -> snapshot -> (inputs changed, or skip_if_unchanged off)
+validate -> CPT -> SFT -> evaluate (x4, + reference models) -> compare -> gate -> register -> (gate passed)
+promote, then record; (inputs unchanged since the champion and skip_if_unchanged on) skipped; an exit handler
+closes the MLflow pipeline run.
 
 Wiring and Kubernetes settings only; every step's logic lives in components/<step>/core.py. Every step except
-snapshot, reference_models, register, promote, record_run and finish_run is cached by KFP: their inputs are
+preflight, snapshot, reference_models, register, promote, record_run and finish_run is cached by KFP: their inputs are
 content fingerprints (from snapshot) and upstream artifacts, never anything that only identifies the run.
 """
 from kfp import dsl, kubernetes
@@ -13,6 +14,7 @@ from components.common.component import finish_run, gpu_pod, record_run, skipped
 from components.common.images import CREDENTIAL_KEYS, CREDENTIALS_SECRET
 from components.common.languages import LANGUAGES
 from components.evaluate.component import compare, evaluate
+from components.preflight.component import preflight
 from components.register.component import gate as gate_step
 from components.register.component import promote, register
 from components.snapshot.component import reference_models as reference_models_step
@@ -27,12 +29,13 @@ VALIDATION_PARALLELISM = 16  # check tasks at a time (KFP fixes a ParallelFor's 
 # registration finds what it already uploaded), and the scratch volume of the steps that download models.
 HOUR = 3600
 TIMEOUTS = {"train": 14 * 24 * HOUR, "evaluate": 2 * 24 * HOUR, "check": 12 * HOUR, "merge": 12 * HOUR,
-            "register": 6 * HOUR, "step": 2 * HOUR}
+            "register": 6 * HOUR, "preflight": HOUR, "step": 2 * HOUR}
 RETRIES = {"gpu": dict(num_retries=3, backoff_duration="5m", backoff_factor=2.0),
            "cpu": dict(num_retries=2, backoff_duration="30s", backoff_factor=2.0)}
-# ...except the step that judges the data against its expectations (merge): its failure is a verdict, the same on
-# every attempt, and a retry would only put off the stop (its S3 faults are retried inside it by the S3 client).
-NOT_RETRIED = ("merge",)
+# ...except the steps whose failure is a verdict, the same on every attempt, where a retry would only put off the
+# stop: the one that judges the data against its expectations (merge; its S3 faults are retried inside it by the
+# S3 client) and the checks before the run (preflight).
+NOT_RETRIED = ("merge", "preflight")
 # Models a step downloads itself land in an emptyDir (writable by the images' non-root user, which a fresh PVC
 # is not without an fsGroup KFP cannot set), capped at SCRATCH_SIZE: a 27B model is 54 GB in bf16, and a step
 # may hold three. The node's disk must have room for it, and for the artifacts KFP's launcher stages.
@@ -178,6 +181,17 @@ def _sealion_vl(
         git_commit: code version recorded as lineage (filled in by `seavl compile` / `seavl run`).
     """
     with dsl.ExitHandler(_setup(finish_run(), cache=False), name="tracked-run"):
+        # `seavl check` in the cluster, with the pods' credentials: a path or a fit that would fail stops the run
+        # here, in minutes, before anything else starts and before a GPU is requested
+        checked = _setup(preflight(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
+                                   eval_suite=eval_suite, base_model=base_model, reference_models=reference_models,
+                                   replay_data=replay_data, languages=languages,
+                                   caption_validation=caption_validation, sft_validation=sft_validation,
+                                   validation_groups=validation_groups, cpt_training=cpt_training,
+                                   sft_training=sft_training, checkpoint_root=checkpoint_root, train_gpus=train_gpus,
+                                   train_nodes=train_nodes, train_node_selector=train_node_selector,
+                                   eval_response_cache=eval_response_cache, eval_gpus=eval_gpus, gate=gate),
+                         cache=False, kind="preflight", memory="8Gi")
         snap = _setup(snapshot(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
                                eval_suite=eval_suite, base_model=base_model, replay_data=replay_data,
                                registered_model_name=registered_model_name, reuse_training=reuse_training,
@@ -191,7 +205,7 @@ def _sealion_vl(
                                          "train_gpus": train_gpus, "train_nodes": train_nodes,
                                          "eval_response_cache": eval_response_cache, "eval_gpus": eval_gpus,
                                          "eval_max_new_tokens": eval_max_new_tokens, "eval_backend": eval_backend,
-                                         "git_commit": git_commit}), cache=False)
+                                         "git_commit": git_commit}), cache=False).after(checked)
         fp = snap.outputs
         with dsl.If(fp["skip"] == False, name="train-evaluate-register"):  # noqa: E712 (KFP condition syntax)
             data = _validate("captions", caption_manifest, fp["caption_fingerprint"], languages, caption_validation,

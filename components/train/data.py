@@ -266,6 +266,22 @@ def _check_kind(kind: str, uri: str, row: dict) -> None:
                          f"{sorted(row)})")
 
 
+def sample_sizes(rows: list[dict], count_tokens: Callable[[list[str]], list[int]]) -> tuple[list[int], list[int]]:
+    """(text tokens, images) of each row as a training sample: a caption with its language's instruction (rows
+    of `_kind` captions) or a conversation's text. What batches are grouped by, and what `seavl check` predicts
+    a stage's cost from."""
+    texts, images = [], []
+    for r in rows:
+        if r["_kind"] == "captions":
+            texts.append(caption_prompt(r["lang"]) + "\n" + r["caption"])
+            images.append(1)
+        else:
+            conv = chat_messages(r)
+            texts.append(_text_of(conv["messages"]))
+            images.append(len(conv.get("images") or []))
+    return count_tokens(texts), images
+
+
 class Stream:
     """Samples of one stage: the primary source (captions or conversations) plus optional replay, batched by
     length. `window(epoch, w)` returns that window's batches as lists of rows; `sample(row)` turns a row into a
@@ -316,16 +332,7 @@ class Stream:
         return batches
 
     def token_lengths(self, rows: list[dict]) -> list[int]:
-        texts, images = [], []
-        for r in rows:
-            if r["_kind"] == "captions":
-                texts.append(caption_prompt(r["lang"]) + "\n" + r["caption"])
-                images.append(1)
-            else:
-                conv = chat_messages(r)
-                texts.append(_text_of(conv["messages"]))
-                images.append(len(conv.get("images") or []))
-        return [t + n * self.image_tokens for t, n in zip(self.count_tokens(texts), images, strict=True)]
+        return [t + n * self.image_tokens for t, n in zip(*sample_sizes(rows, self.count_tokens), strict=True)]
 
     def sample(self, row: dict) -> list[dict]:
         if row["_kind"] == "captions":

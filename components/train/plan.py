@@ -211,6 +211,14 @@ def text_flops(config, c: Counts, seq_len: int, lora: bool = False) -> float:
     return factor * c.language_model * seq_len + 3 * attention   # attention has no weights: backward = 2 x forward
 
 
+def forward_flops(config, c: Counts, seq_len: int) -> float:
+    """FLOPs of one forward pass of the language model over `seq_len` tokens (generation: the prompt and every
+    generated token, each attending to what precedes it)."""
+    text = config.text_config
+    attention = 4 * seq_len * seq_len / 2 * text.num_attention_heads * text.head_dim * text.num_hidden_layers
+    return 2 * c.language_model * seq_len + attention
+
+
 def image_flops(config, c: Counts, trains: bool = True) -> float:
     """Forward (and, when the tower trains, backward) FLOPs of the SigLIP tower and projector for one image."""
     vision = config.vision_config
@@ -267,6 +275,22 @@ def advise(req: Request) -> list[str]:
     return out
 
 
+# Dense bf16 peak (TFLOP/s) and memory (GB) per GPU, by a name in its device name ("NVIDIA H100 80GB HBM3") or its
+# GPU feature discovery label ("NVIDIA-H100-80GB-HBM3"); the first key found in the name wins (vendors' data sheets).
+ACCELERATORS = (("H200", 989, 141), ("H100 PCIe", 756, 80), ("H100 NVL", 835, 94), ("H100", 989, 80),
+                ("A100 SXM4 40GB", 312, 40), ("A100 PCIE 40GB", 312, 40), ("A100", 312, 80), ("L40S", 362, 48),
+                ("A10", 125, 24))
+
+
+def accelerator(name: str) -> tuple[str, float, float] | None:
+    """(key, peak FLOP/s, memory GB) of the GPU called `name`, or None for a card not in ACCELERATORS."""
+    spaced = name.replace("-", " ").replace("_", " ").upper()
+    for key, tflops, memory in ACCELERATORS:
+        if key.upper() in spaced:
+            return key, tflops * 1e12, float(memory)
+    return None
+
+
 def peak_flops(device) -> float | None:
     """Dense bf16 peak of the GPU (FLOP/s) for MFU; None on the CPU or an unknown card (SEAVL_PEAK_TFLOPS sets it)."""
     import os
@@ -277,9 +301,5 @@ def peak_flops(device) -> float | None:
         return float(os.environ["SEAVL_PEAK_TFLOPS"]) * 1e12
     if getattr(device, "type", str(device)) != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    for key, tflops in (("H200", 989), ("H100 PCIe", 756), ("H100", 989), ("A100", 312), ("L40S", 362),
-                        ("A10", 125)):
-        if key in name:
-            return tflops * 1e12
-    return None
+    known = accelerator(torch.cuda.get_device_name(device))
+    return known[1] if known else None

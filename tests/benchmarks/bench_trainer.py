@@ -140,6 +140,19 @@ def trainer(model_dir: Path, data: str, out: Path, args, dev: str) -> dict:
     return out_row
 
 
+def record(path: Path, ours: dict, device: str, args) -> None:
+    """The trainer's measured MFU (on useful tokens), its card and settings: what `seavl check` uses
+    (pipelines/cost.py) in place of the reference loop's."""
+    import datetime
+
+    settings = (f"Gemma-3-4B-shaped VLM with {args.text_layers} text layers, batch {args.batch}, "
+                f"{'vision frozen' if args.freeze_vision else 'everything trained'}"
+                f"{', activation checkpointing' if args.activation_checkpointing else ''}"
+                f"{', per-layer compile' if args.compile else ''}, {ours['samples_per_s']} samples/s")
+    path.write_text(json.dumps({"mfu": ours["mfu_useful"], "device": device, "date": datetime.date.today().isoformat(),
+                                "by": "tests/benchmarks/bench_trainer.py", "settings": settings}, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     import torch
     from transformers import AutoProcessor, Gemma3ForConditionalGeneration
@@ -158,6 +171,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--activation-checkpointing", action="store_true")
     ap.add_argument("--compile", action="store_true", help="per-layer torch.compile in the trainer")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--record", default="", help="on a GPU: write the trainer's MFU here (pipelines/configs/"
+                    "measured-mfu.json is what `seavl check` predicts costs from)")
     args = ap.parse_args(argv)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     base = AutoProcessor.from_pretrained(ensure_demo().base_model)
@@ -202,6 +217,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(ref)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "bench_trainer.json").write_text(json.dumps(results, indent=1))
+    if args.record and "mfu_useful" in ours:
+        record(Path(args.record), ours, torch.cuda.get_device_name(), args)
     return results
 
 

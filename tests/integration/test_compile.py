@@ -5,8 +5,8 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app, git_commit
 
-UNCACHED = {"snapshot", "reference-models", "register", "promote", "record-run", "finish-run",  # resolve or record
-            "skipped"}
+UNCACHED = {"preflight", "snapshot", "reference-models", "register", "promote", "record-run",  # check, resolve or
+            "finish-run", "skipped"}                                                            # record
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +174,29 @@ def test_kubernetes_settings_are_compiled_in(compiled):
     retry = {name: t.get("retryPolicy") for name, t in tasks.items()}
     assert retry["train-cpt"] == {"backoffDuration": "300s", "backoffFactor": 2.0,
                                   "backoffMaxDuration": f"{4 * 14 * 24 * 3600}s", "maxRetryCount": 3}
-    assert all(policy for name, policy in retry.items() if not name.startswith("merge-data"))
-    # ...but the data's verdict: a dataset that fails its expectations fails the same way on every attempt
-    assert [policy for name, policy in retry.items() if name.startswith("merge-data")] == [None, None]
+    verdicts = [name for name in retry if name.startswith("merge-data") or name == "preflight"]
+    assert all(policy for name, policy in retry.items() if name not in verdicts)
+    # ...but the verdicts: a dataset that fails its expectations, a run that fails its checks, fail the same way on
+    # every attempt
+    assert len(verdicts) == 3 and all(retry[name] is None for name in verdicts)
+
+
+def test_the_checks_run_first_and_nothing_else_starts_before_they_pass(compiled):
+    """preflight is the first step of the exit handler's DAG; snapshot, which everything else follows, waits for
+    it; it gets every parameter that says what the run reads and asks for, and never requests a GPU."""
+    _, spec, platform = compiled
+    tasks = _tasks(spec)
+    assert "dependentTasks" not in tasks["preflight"]
+    assert tasks["snapshot"]["dependentTasks"] == ["preflight"]
+    handler = next(c["dag"]["tasks"] for c in spec["components"].values() if "preflight" in c.get("dag", {}).get(
+        "tasks", {}))
+    firsts = [name for name, t in handler.items() if not t.get("dependentTasks")]
+    assert firsts == ["preflight"], firsts
+    inputs = tasks["preflight"]["inputs"]["parameters"]
+    assert {"base_model", "caption_manifest", "sft_conversations", "eval_suite", "reference_models", "cpt_training",
+            "sft_training", "train_gpus", "train_nodes", "train_node_selector", "checkpoint_root"} <= set(inputs)
+    resources = spec["deploymentSpec"]["executors"]["exec-preflight"]["container"]["resources"]
+    assert "accelerator" not in resources and resources["cpuLimit"] == 2
 
 
 def test_secrets_are_named_never_carried(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import string
 import tarfile
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from tests.support import seahelm as data
 RELEASE = Path(__file__).resolve().parents[2] / "pipelines" / "configs" / "sealion-v4-27b-vl.yaml"
 SUITE = RELEASE.with_name("sealion-v4-27b-vl-suite.yaml")
 BUCKET = "sealion-vl"
+SHARDS, PER_SHARD, SFT_RECORDS = 3, 4, 12
+CAPTIONS = ("Pasar terapung di Bangkok", "Nasi lemak dengan sambal, telur rebus dan ikan bilis di atas daun pisang",
+            "Candi Borobudur saat matahari terbit")
 
 
 def _model(src: Path, dest: Path) -> None:
@@ -37,7 +41,7 @@ def _eval_data(root: Path) -> None:
     """Every file the release suite names, in its dataset's public schema, a few items each."""
     import yaml
 
-    from components.evaluate.seahelm.tasks import WORLD_CUISINES_LANGS, WORLD_CUISINES_PROMPT_TYPES
+    from components.evaluate.seahelm.tasks import WORLD_CUISINES_LANGS, WORLD_CUISINES_PROMPT_TYPES, prompts
 
     suite = yaml.safe_load(SUITE.read_text())
     for task, spec in suite["tasks"].items():
@@ -57,10 +61,12 @@ def _eval_data(root: Path) -> None:
                 rows = [(f"{la}-{t}-{i}", WORLD_CUISINES_LANGS[la], t, i % 5) for la in langs
                         for t in WORLD_CUISINES_PROMPT_TYPES[task.rsplit("_", 1)[1]] for i in range(5)]
                 data.world_cuisines(path, rows, root / "eval/seahelm/world_cuisines")
-            else:   # SEA-HELM's text files: {"id", "label", "prompts"}
+            else:   # SEA-HELM's text files: {"id", "label", "prompts"}, the prompt's fields its template's
+                template = prompts()[task]["languages"][lang]["task_template"]
+                fields = {name: "teks" for _, name, _, _ in string.Formatter().parse(template) if name}
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps({"id": f"{task}-{lang}", "label": ["jawaban"] if task == "qa" else "A",
-                                            "prompts": [{"text": "teks", "question": "?"}]}) + "\n")
+                                            "prompts": [fields]}) + "\n")
     (root / "eval/seahelm/judge").mkdir(parents=True)
     (root / "eval/seahelm/judge/open_clip_pytorch_model.bin").write_bytes(b"stand-in")
     (root / "eval/seahelm/metricx").mkdir(parents=True)
@@ -91,17 +97,25 @@ def release_bucket(s3_server, demo, tmp_path_factory):
     (pickle_only / "model.safetensors").rename(pickle_only / "pytorch_model.bin")
     shards = root / "data/captions/shards"
     shards.mkdir(parents=True)
-    for n in range(2):
+    for n in range(SHARDS):
         with tarfile.open(shards / f"{n:05d}.tar", "w") as tar:
-            for name, blob in ((f"{n:05d}0000.jpg", jpeg(n)), (f"{n:05d}0000.txt", b"Pasar terapung di Bangkok"),
-                               (f"{n:05d}0000.json", b'{"lang": "id"}')):
-                info = tarfile.TarInfo(name)
-                info.size = len(blob)
-                tar.addfile(info, io.BytesIO(blob))
+            for k in range(PER_SHARD):
+                key = f"{n:05d}{k:04d}"
+                caption = CAPTIONS[(n + k) % len(CAPTIONS)]
+                for name, blob in ((f"{key}.jpg", jpeg(n * PER_SHARD + k)), (f"{key}.txt", caption.encode()),
+                                   (f"{key}.json", b'{"lang": "id"}')):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(blob)
+                    tar.addfile(info, io.BytesIO(blob))
     sft = root / "data/mammoth-vl/mammoth_si_10M.jsonl"
-    sft.parent.mkdir(parents=True)
-    sft.write_text(json.dumps({"id": "0", "image": "img/0.jpg", "conversations": [
-        {"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": "A market."}]}) + "\n")
+    (sft.parent / "img").mkdir(parents=True)
+    with sft.open("w") as f:
+        for i in range(SFT_RECORDS):
+            (sft.parent / f"img/{i}.jpg").write_bytes(jpeg(100 + i))
+            f.write(json.dumps({"id": str(i), "image": f"img/{i}.jpg", "conversations": [
+                {"from": "human", "value": "<image>\nWhat is this?"},
+                {"from": "gpt", "value": "A floating market. " * (1 + i % 7)}]}) + "\n")
+    sft.with_name("no-images.jsonl").write_text(sft.read_text().replace('"img/', '"missing/'))
     _eval_data(root)
     # a broken variant: the same suite, its CVQA file CVQA's public test split, answers hidden (Label -1)
     data.cvqa(root / "eval/seahelm/cvqa/public-test.parquet", [("h0", "id", -1), ("h1", "ms", 2)])
@@ -124,7 +138,45 @@ def test_the_release_configuration_passes_against_stand_ins_under_its_keys(relea
     assert result.exit_code == 0, result.output
     assert "checks passed" in result.output
     assert "fits" in result.output and "FAILED" not in result.output
-    assert "2 shard file(s)" in result.output and "0 bytes" not in result.output
+    assert f"{SHARDS} shard file(s)" in result.output and " 0 bytes" not in result.output
+    assert f"the {SFT_RECORDS} image(s) named by {SFT_RECORDS} sampled record(s) exist" in result.output
+    assert_predicted_costs(result.output)
+
+
+def _cost_rows(output: str) -> dict[str, list[str]]:
+    """The rows of the printed cost table: {stage: [samples, text tokens, images, image tokens, FLOPs, GPUs,
+    GPU-hours, wall-clock]}."""
+    table = output.split("predicted cost on", 1)[1]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 9 and cells[0] and cells[0] not in ("stage",):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def assert_predicted_costs(output: str) -> None:
+    """Per stage: its samples from the release's steps and global batch, FLOPs within the bounds that the 27B
+    model's size and the stage's sequence lengths allow, GPU-hours = FLOPs / (MFU x the H100's peak), wall-clock =
+    GPU-hours / GPUs."""
+    from components.train.plan import counts, named_config
+
+    rows = _cost_rows(output)
+    assert {"cpt", "sft", "evaluate base", "evaluate cpt", "evaluate candidate",
+            "evaluate champion (if one is registered)", "evaluate gemma-3-27b-it", "total"} <= set(rows), output
+    assert "NVIDIA-H100-80GB-HBM3 (989 TFLOP/s bf16 per GPU) at MFU 0.30" in output
+    assert "MFU 0.30: assumed: the reference loop's MFU as measured on one H100" in output
+    params = counts(named_config("gemma-3-27b")).language_model
+    for stage, steps, max_length in (("cpt", 39063, 2048), ("sft", 2110, 8192)):
+        samples, _, images, _, flops, gpus, gpu_hours, _ = rows[stage]
+        samples, flops, gpus, gpu_hours = int(samples.replace(",", "")), float(flops), int(gpus), float(
+            gpu_hours.replace(",", ""))
+        assert (samples, gpus) == (steps * 256, 32), rows[stage]
+        # every sample holds an image's 256 tokens; none is longer than max_length (+ its image through the tower)
+        assert 6 * params * 256 * samples < flops < 6.5 * params * max_length * samples, (stage, flops)
+        assert gpu_hours == pytest.approx(flops / (0.30 * 989e12) / 3600, rel=1e-3), rows[stage]
+    assert float(rows["total"][6].replace(",", "")) == pytest.approx(
+        sum(float(r[6].replace(",", "")) for stage, r in rows.items() if stage != "total"), abs=0.2)
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -132,6 +184,7 @@ def test_the_release_configuration_passes_against_stand_ins_under_its_keys(relea
     (["base_model=s3://sealion-vl/models/pickle-only"], "holds only pickle weights (pytorch_model.bin)"),
     (["train_gpu=1"], "unknown pipeline parameter(s) ['train_gpu']"),
     (["train_gpus=1", "train_nodes=1"], "does not fit"),
+    (["sft_conversations=s3://sealion-vl/data/mammoth-vl/no-images.jsonl"], "image(s) named by"),
 ])
 def test_a_broken_variant_fails_with_its_own_message(release_bucket, local_mlflow, override, message):
     result = seavl_check(*override)

@@ -273,6 +273,11 @@ def headline(task: str, metrics: dict | None = None) -> str:
     return metric
 
 
+def images_per_item(task: str) -> int:
+    """Images each item of `task` shows the model: none for the text tasks, MARVL's two, one otherwise."""
+    return 0 if task in TEXT_TASKS else 2 if task == "marvl" else 1
+
+
 def kind(task: str) -> str:
     """How a task is scored: mcq, caption, qa, translation or summary."""
     metric = prompts()[task]["metric"]

@@ -1,0 +1,281 @@
+"""What a run will cost, predicted before it starts: per stage (CPT, SFT, the evaluation of every model) the
+tokens (text and image), FLOPs, GPU-hours and wall-clock time on the requested GPUs.
+
+- Training. A stage runs `max_steps` optimizer steps of batch_size x grad_accum x GPUs samples. A sample's FLOPs
+  are the planner's (components/train/plan.py: text_flops + images x image_flops, the useful FLOPs the trainer's
+  MFU counts, padding excluded), averaged over a sample of the stage's input: SAMPLE_RECORDS records spread
+  evenly over up to SAMPLE_UNITS of its shards, row groups or byte ranges, sized as the trainer sizes them
+  (data.sample_sizes, the base model's own tokenizer). The input's row count is estimated from the same sample.
+- Evaluation. Every item of every run of the suite: its SEA-HELM prompt in tokens, its images (the tower and their
+  tokens) and the task's token limit generated (an upper bound), forward only (plan.forward_flops); for the base,
+  the CPT model, the candidate, the champion and each reference model. The scorers (MetricX, the CLIP judge)
+  are not counted.
+- Time = FLOPs / (MFU x the GPU's dense bf16 peak). The MFU is the project's own, measured by
+  tests/benchmarks/bench_trainer.py on a GPU and recorded in MEASURED (`--record`), when that file exists;
+  otherwise REFERENCE_MFU, measured for the reference loop (a plain transformers loop on a Gemma-3-4B-shaped VLM,
+  one H100, bf16, everything trained). Decoding is memory-bound, so evaluation at a training MFU is a lower bound.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.common import storage
+
+SAMPLE_RECORDS = 512       # records read to measure a training input
+SAMPLE_UNITS = 16          # spread over at most this many shards / row groups / byte ranges
+MEASURED = Path(__file__).resolve().parent / "configs" / "measured-mfu.json"
+REFERENCE_MFU = 0.30
+REFERENCE_BASIS = ("assumed: the reference loop's MFU as measured on one H100 (tests/benchmarks/gpu_anchor.py: a "
+                   "plain padded transformers loop, Gemma-3-4B-shaped VLM, bf16, batch 8, everything trained, "
+                   "2026-11-26); this project's trainer has not been measured on a GPU yet "
+                   "(tests/benchmarks/bench_trainer.py --record pipelines/configs/measured-mfu.json)")
+DEFAULT_ACCELERATOR = "H100"
+TAR_OVERHEAD = 3 * (512 + 256)   # three tar members per sample: a header each, half a block of padding on average
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Records read from a training input, and what they say about the whole."""
+    rows: list[dict]
+    files: int                 # shards / manifests of the input
+    read_from: int             # of which were read
+    estimated_rows: int        # the input's records, estimated (exact for Parquet)
+    how: str                   # how the estimate was made
+
+
+@dataclass(frozen=True)
+class StageCost:
+    stage: str
+    samples: int               # training samples, or evaluation items
+    text_tokens: float
+    images: float
+    image_tokens: float        # images x the model's tokens per image
+    flops: float
+    gpus: int
+    gpu_hours: float
+    hours: float               # wall-clock on `gpus`
+    basis: str                 # what the figures rest on, in words
+
+
+@dataclass(frozen=True)
+class Throughput:
+    accelerator: str
+    peak: float                # FLOP/s, dense bf16, one GPU
+    mfu: float
+    basis: str
+
+    def gpu_hours(self, flops: float) -> float:
+        return flops / (self.mfu * self.peak) / 3600
+
+
+def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughput:
+    """The GPU the run asks for (its node selector's product label, else DEFAULT_ACCELERATOR) and the MFU to
+    expect: the project's measured one (`record`) when it exists, else REFERENCE_MFU."""
+    from components.train.plan import accelerator
+
+    label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
+    known = accelerator(label) if label else None
+    name = label if known else DEFAULT_ACCELERATOR
+    peak = (known or accelerator(DEFAULT_ACCELERATOR))[1]
+    why = "train_node_selector names no GPU product" if not label else f"{label} is not a known GPU"
+    assumed = "" if known else f" (assumed: {why})"
+    if record.exists():
+        measured = json.loads(record.read_text())
+        mfu, basis = float(measured["mfu"]), (f"measured by {measured.get('by', 'tests/benchmarks/bench_trainer.py')}"
+                                             f" on {measured.get('device', '?')}, {measured.get('date', '?')}: "
+                                             f"{measured.get('settings', '')}")
+    else:
+        mfu, basis = REFERENCE_MFU, REFERENCE_BASIS
+    return Throughput(f"{name}{assumed}", peak, mfu, basis)
+
+
+def token_counter(model_uri: str) -> tuple[Callable[[list[str]], list[int]], str]:
+    """A function counting tokens with the model's own tokenizer (its tokenizer files only are read), and what it
+    is; UTF-8 bytes / 4 when the tokenizer cannot be loaded (said)."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    fs, path = storage.filesystem(model_uri)
+    root = path.rstrip("/") + "/"
+    try:
+        with tempfile.TemporaryDirectory(prefix="seavl-tokenizer-") as tmp:
+            found = 0
+            for name in TOKENIZER_FILES:
+                if fs.exists(root + name):
+                    fs.get_file(root + name, f"{tmp}/{name}")
+                    found += 1
+            if not found:
+                raise FileNotFoundError("no tokenizer files")
+            tokenizer = AutoTokenizer.from_pretrained(tmp)
+    except Exception as err:  # noqa: BLE001 (an estimate without the tokenizer is still an estimate; said)
+        return (lambda texts: [max(1, len(t.encode()) // 4) for t in texts],
+                f"UTF-8 bytes / 4 (the base model's tokenizer could not be loaded: {err})")
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+    return count, "the base model's tokenizer"
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n), first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def sample_input(uri: str, records: int = SAMPLE_RECORDS, units: int = SAMPLE_UNITS) -> Sample:
+    """Up to `records` readable records of the training input at `uri`, spread evenly over up to `units` of its
+    units of work (sources.plan_units), and an estimate of its record count from them."""
+    from components.validate_data.sources import _row_groups, list_inputs, plan_units, read_unit
+
+    kind, files = list_inputs(uri)
+    plan = plan_units(uri)
+    chosen = [plan[i] for i in _spread(len(plan), units)]
+    per_unit = max(1, records // len(chosen))
+    rows, sizes, read_files = [], [], set()
+    for unit in chosen:
+        got, first, last = 0, None, None
+        for record in read_unit(unit):
+            if record.problem:
+                continue
+            rows.append(dict(record.fields, _image_bytes=len(record.image_bytes or b"")))
+            first = record.position if first is None else first
+            last, got = record.position, got + 1
+            if got >= per_unit:
+                break
+        read_files.add(unit.uri)
+        if kind == "jsonl" and got > 1:   # positions are byte offsets: bytes per record
+            sizes.append((last - first) / (got - 1))
+    if not rows:
+        raise ValueError(f"no readable record in the {len(chosen)} part(s) of {uri} read")
+    fs, _ = storage.filesystem(uri)
+    total_bytes = sum(fs.size(storage.filesystem(f)[1]) for f in files) if kind != "parquet" else 0
+    if kind == "parquet":
+        counted = [sum(_row_groups(f)) for f in sorted(read_files)]
+        estimate = round(statistics.mean(counted) * len(files))
+        how = "exact, from the Parquet footers" if len(counted) == len(files) else (
+            f"{len(counted)} of {len(files)} files' footers x {len(files)}")
+    elif kind == "jsonl":
+        per_record = statistics.mean(sizes) if sizes else total_bytes / len(rows)
+        estimate, how = round(total_bytes / per_record), f"{total_bytes:,} bytes / {per_record:,.0f} bytes per record"
+    else:
+        per_sample = statistics.mean(r["_image_bytes"] + len(json.dumps(r).encode()) + TAR_OVERHEAD for r in rows)
+        estimate, how = round(total_bytes / per_sample), f"{total_bytes:,} bytes / ~{per_sample:,.0f} bytes per sample"
+    return Sample([{k: v for k, v in r.items() if k != "_image_bytes"} for r in rows], len(files), len(read_files),
+                  estimate, how)
+
+
+def as_training_rows(kind: str, rows: list[dict], known_languages) -> list[dict]:
+    """Raw records as the trainer's rows of `kind` (captions or conversations): a caption whose language has no
+    instruction (or none yet: validation detects it) is sized with the English one."""
+    if kind == "captions":
+        return [{"_kind": "captions", "caption": str(r.get("caption") or ""),
+                 "lang": r.get("lang") if r.get("lang") in known_languages else "en"} for r in rows]
+    return [{**r, "_kind": "conversations"} for r in rows
+            if "messages" in r or isinstance(r.get("conversations"), list)]
+
+
+def training_cost(stage: str, settings, rows: list[dict], count_tokens, config, world: int, tp: Throughput,
+                  sample: Sample) -> StageCost:
+    """A training stage's cost: its samples (max_steps x global batch) at the mean per-sample FLOPs of `rows`."""
+    from components.train import plan
+    from components.train.data import sample_sizes
+
+    if not rows:
+        raise ValueError(f"{stage}: none of the {len(sample.rows)} sampled records is a {stage} sample")
+    c = plan.counts(config)
+    lora = settings.lora_rank > 0
+    tower_trains = not (settings.freeze_vision or lora)
+    texts, images = sample_sizes(rows, count_tokens)
+    per_image = config.mm_tokens_per_image
+    flops = [plan.text_flops(config, c, t + n * per_image, lora) + n * plan.image_flops(config, c, tower_trains)
+             for t, n in zip(texts, images, strict=True)]
+    samples = settings.max_steps * settings.batch_size * settings.grad_accum * world
+    mean_text, mean_images = statistics.mean(texts), statistics.mean(images)
+    total = samples * statistics.mean(flops)
+    gpu_hours = tp.gpu_hours(total)
+    lengths = [t + n * per_image for t, n in zip(texts, images, strict=True)]
+    over = sum(n > settings.max_length for n in lengths) if settings.max_length else 0
+    basis = (f"{settings.max_steps:,} steps x {samples // settings.max_steps:,} samples; per sample "
+             f"{mean_text:,.0f} text tokens + {mean_images:.2f} image(s) (mean of {len(rows)} records from "
+             f"{sample.read_from} of {sample.files} file(s)), longest {max(lengths):,} tokens"
+             + (f", {over} over max_length {settings.max_length:,}" if over else "")
+             + f"; input ~{sample.estimated_rows:,} records ({sample.how}): {samples / sample.estimated_rows:,.2f} "
+             "passes over it")
+    return StageCost(stage, samples, samples * mean_text, samples * mean_images, samples * mean_images * per_image,
+                     total, world, gpu_hours, gpu_hours / world, basis)
+
+
+@dataclass(frozen=True)
+class EvalLoad:
+    """What one evaluation of the suite asks of a model, before its shape is known: per item, prompt tokens,
+    images and tokens generated."""
+    items: list[tuple[int, int, int]]
+    runs: int
+
+
+def evaluation_load(suite, loaded: dict, count_tokens) -> EvalLoad:
+    """The items of every run of `suite` (`loaded`: {(task, lang): items}), SEA-HELM's prompt for each."""
+    from components.evaluate.seahelm import tasks as sh
+
+    out = []
+    for (task, lang), items in loaded.items():
+        if suite.max_items:
+            items = items[:suite.max_items]
+        texts = [sh.conversation(task, lang, getattr(i, "fields", {}), [])[0]["content"][0]["text"] for i in items]
+        generated, pictures = suite.limit(task, lang), sh.images_per_item(task)
+        out += [(t, pictures, generated) for t in count_tokens(texts)]
+    return EvalLoad(out, len(loaded))
+
+
+def evaluation_cost(role: str, load: EvalLoad, config, gpus: int, tp: Throughput) -> StageCost:
+    from components.train import plan
+
+    c = plan.counts(config)
+    per_image = config.mm_tokens_per_image
+    image = plan.image_flops(config, c, trains=False)
+    flops = sum(plan.forward_flops(config, c, p + n * per_image + g) + n * image for p, n, g in load.items)
+    prompt = sum(p + g for p, _, g in load.items)
+    images = sum(n for _, n, _ in load.items)
+    gpu_hours = tp.gpu_hours(flops)
+    basis = (f"{len(load.items):,} items of {load.runs} task/language runs, each prompt plus its task's token "
+             "limit generated (an upper bound), forward only; scorers not counted")
+    return StageCost(f"evaluate {role}", len(load.items), prompt, images, images * per_image, flops, gpus, gpu_hours,
+                     gpu_hours / gpus, basis)
+
+
+def duration(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:.1f} d"
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    if hours * 60 >= 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours * 3600:.0f} s"
+
+
+def gpu_hours(n: float) -> str:
+    return f"{n:,.0f}" if n >= 100 else f"{n:.1f}" if n >= 1 else f"{n:.3f}"
+
+
+def count(n: float) -> str:
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:,.0f}"
+
+
+def bases(costs: list[StageCost]) -> list[tuple[list[str], str]]:
+    """(stages, basis) with the stages that rest on the same basis together, so that each is said once."""
+    grouped: dict[str, list[str]] = {}
+    for c in costs:
+        grouped.setdefault(c.basis, []).append(c.stage)
+    return [(stages, basis) for basis, stages in grouped.items()]

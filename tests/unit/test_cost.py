@@ -1,0 +1,85 @@
+"""The cost prediction's parts (pipelines/cost.py): the GPU and MFU it assumes and says, the record count it
+estimates from a sample of an input, and how a stage's cost follows its settings."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from components.train.loop import TrainConfig
+from components.train.plan import counts, named_config
+from pipelines import cost
+from pipelines.check import gpu_memory_of
+
+H200 = {"nvidia.com/gpu.product": "NVIDIA-H200"}
+
+
+def test_the_gpu_comes_from_the_node_selector_and_an_unknown_one_is_said_to_be_assumed(tmp_path):
+    missing = tmp_path / "none.json"
+    tp = cost.throughput(H200, missing)
+    assert (tp.accelerator, tp.peak, tp.mfu) == ("NVIDIA-H200", 989e12, 0.30)
+    assert gpu_memory_of(H200) == (141.0, "NVIDIA-H200")
+    assert gpu_memory_of({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"})[0] == 40.0
+    unknown = cost.throughput({"nvidia.com/gpu.product": "Tesla-K80"}, missing)
+    assert unknown.accelerator == "H100 (assumed: Tesla-K80 is not a known GPU)" and unknown.peak == 989e12
+    assert "names no GPU product" in cost.throughput({}, missing).accelerator
+    assert gpu_memory_of({})[0] == 80.0 and "assumed" in gpu_memory_of({})[1]
+
+
+def test_a_recorded_measurement_replaces_the_reference_mfu_and_is_named(tmp_path):
+    record = tmp_path / "measured-mfu.json"
+    record.write_text(json.dumps({"mfu": 0.41, "device": "NVIDIA H100 80GB HBM3", "date": "2026-12-01",
+                                  "by": "tests/benchmarks/bench_trainer.py", "settings": "batch 8"}))
+    tp = cost.throughput(H200, record)
+    assert tp.mfu == 0.41 and "measured by tests/benchmarks/bench_trainer.py on NVIDIA H100 80GB HBM3" in tp.basis
+    assert cost.throughput(H200, tmp_path / "absent.json").basis == cost.REFERENCE_BASIS
+    assert tp.gpu_hours(0.41 * 989e12 * 3600) == pytest.approx(1.0)
+
+
+def _conversation(i: int) -> dict:
+    return {"id": str(i), "image": f"img/{i}.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is in the picture?"},
+        {"from": "gpt", "value": "A market by the river. " * (1 + i % 5)}]}
+
+
+def test_the_record_count_is_estimated_from_a_spread_sample(tmp_path, monkeypatch):
+    from components.validate_data import sources
+
+    jsonl = tmp_path / "sft.jsonl"
+    jsonl.write_text("".join(json.dumps(_conversation(i)) + "\n" for i in range(3000)))
+    monkeypatch.setattr(sources, "JSONL_SPLIT_BYTES", jsonl.stat().st_size // 10)   # ten byte ranges
+    sample = cost.sample_input(str(jsonl), records=100, units=5)
+    assert (len(sample.rows), sample.read_from, sample.files) == (100, 1, 1)
+    assert len({r["id"] for r in sample.rows}) == 100 and max(int(r["id"]) for r in sample.rows) > 2500   # spread
+    assert sample.estimated_rows == pytest.approx(3000, rel=0.05), sample.how
+
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    for n in range(3):
+        pq.write_table(pa.table({"image": [f"{i}.jpg" for i in range(40 + n)], "caption": ["c"] * (40 + n)}),
+                       folder / f"{n}.parquet")
+    exact = cost.sample_input(str(folder), records=30, units=3)
+    assert (exact.estimated_rows, exact.how) == (123, "exact, from the Parquet footers")
+
+
+def _stage(**settings) -> float:
+    config = named_config("gemma-3-27b")
+    sample = cost.Sample([], 1, 1, 1000, "given")
+    rows = [{"_kind": "captions", "caption": "Pasar terapung " * n, "lang": "id"} for n in (1, 5, 20)]
+    cfg = TrainConfig(**{"max_steps": 100, "batch_size": 8, "freeze_vision": True, **settings})
+    tp = cost.Throughput("H100", 989e12, 0.3, "assumed")
+    return cost.training_cost("cpt", cfg, rows, lambda texts: [len(t.split()) for t in texts], config, 32, tp,
+                              sample)
+
+
+def test_a_stage_costs_in_proportion_to_its_steps_and_more_when_the_tower_trains():
+    base = _stage()
+    assert base.samples == 100 * 8 * 32 and base.hours == pytest.approx(base.gpu_hours / 32)
+    assert _stage(max_steps=200).flops == pytest.approx(2 * base.flops)
+    assert _stage(grad_accum=2).gpu_hours == pytest.approx(2 * base.gpu_hours)
+    assert _stage(freeze_vision=False).flops > base.flops
+    c = counts(named_config("gemma-3-27b"))
+    assert base.flops > 6 * c.language_model * 256 * base.samples   # each sample: at least an image's 256 tokens
+    assert base.image_tokens == base.samples * 256 and base.images == base.samples
