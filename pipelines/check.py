@@ -222,19 +222,26 @@ def gpu_memory_of(node_selector: dict | None) -> tuple[float, str]:
     return (known[2], label) if known else (80.0, "assumed: train_node_selector names no known gpu.product")
 
 
-def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str = "", predict: bool = True
-              ) -> Report:
+def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str = "", predict: bool = True,
+              in_pipeline: bool = False) -> Report:
     """Every check of a run with pipeline arguments `args` (as read from its YAML, overrides applied), and the
-    predicted cost of its stages. `gpu_memory_gb` None: the memory of the GPU that train_node_selector names."""
+    predicted cost of its stages. `gpu_memory_gb` None: the memory of the GPU that train_node_selector names.
+    `in_pipeline`: the preflight step's call, `args` every parameter the checks read, typed by KFP; the pipeline's
+    declaration is not imported (a step cannot: KFP's runtime `dsl` has no pipeline-building parts)."""
     import tempfile
 
     from pipelines import cost
-    from pipelines.cli import typed_arguments
+    from pipelines.cli import check_settings, typed_arguments
 
-    defaults = pipeline_defaults()
-    out = [_attempt("parameters", f"{len(args)} given", lambda: (typed_arguments(args), "every parameter is known "
-                                                                  "and well-typed")[1])]
-    run = {**defaults, **{k: v for k, v in args.items() if k in defaults}}
+    if in_pipeline:
+        out = [_attempt("parameters", f"{len(args)} given", lambda: (check_settings(args), "every setting is known "
+                                                                      "and well-typed")[1])]
+        run = dict(args)
+    else:
+        defaults = pipeline_defaults()
+        out = [_attempt("parameters", f"{len(args)} given", lambda: (typed_arguments(args), "every parameter is "
+                                                                      "known and well-typed")[1])]
+        run = {**defaults, **{k: v for k, v in args.items() if k in defaults}}
     report = Report(out)
 
     models = {"base_model": run["base_model"], **{f"reference_models.{k}": v

@@ -64,7 +64,7 @@ def preflight(
                 checkpoint_root=checkpoint_root, train_gpus=train_gpus, train_nodes=train_nodes,
                 train_node_selector=train_node_selector, eval_response_cache=eval_response_cache,
                 eval_gpus=eval_gpus, gate=gate)
-    result = check_run(args)
+    result = check_run(args, in_pipeline=True)
     text = markdown(result)
     print(text, flush=True)
     with open(report.path, "w", encoding="utf-8") as f:

@@ -426,3 +426,29 @@ def test_bad_manifest_stops_the_pipeline_before_training(demo, tmp_path, monkeyp
     failed = [r["kwargs"].get("column") for r in validation["results"] if not r["success"]]
     assert "quarantined_fraction" in failed and validation["reasons"] == {"language_not_accepted": 10}
     assert any(a.path == "data_docs" for a in MlflowClient().list_artifacts(run_id))
+
+
+def test_a_run_that_fails_its_checks_stops_at_its_first_step(demo, tmp_path, local_mlflow):
+    """The checks run in the pipeline as its first step (preflight): a base model that the steps could not load
+    stops the run there, named in the step's log, before the snapshot opens an MLflow run or any data is read."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.local import run_pipeline
+
+    pickle_only = tmp_path / "pickle-only"
+    shutil.copytree(demo.root / "base-model", pickle_only)
+    (pickle_only / "model.safetensors").rename(pickle_only / "pytorch_model.bin")
+    args = _demo_args(demo, "it-preflight")
+    args["base_model"] = str(pickle_only)
+    log = tmp_path / "run.log"
+    with pytest.raises(RuntimeError), _output_to(log):
+        run_pipeline(args)
+    run_dirs = list((tmp_path / "seavl" / "pipeline_root").glob("sealion-vl-*"))
+    assert len(run_dirs) == 1
+    started = {p.name for p in run_dirs[0].iterdir()}
+    assert "preflight" in started and not {"snapshot", "plan-data", "train-cpt"} & started, started
+    text = log.read_text()
+    assert f"model base_model={pickle_only}: {pickle_only} has no .safetensors weights: it holds only pickle weights" \
+        in text, text[-3000:]
+    assert "| **FAILED** |" in text   # the step's report, also its Markdown output in the UI
+    assert MlflowClient().get_experiment_by_name("it-preflight") is None   # no pipeline run was opened
