@@ -114,3 +114,57 @@ def test_submit_runs_the_check_first_and_stops_on_a_failure(release_bucket, loca
     assert result.exit_code == 2, result.output
     assert "error: model base_model=s3://sealion-vl/models/pickle-only" in result.output
     assert "1 of" in result.output and "KFP API" not in result.output
+
+
+README = RELEASE.parents[2] / "README.md"
+
+
+def _release_section() -> str:
+    text = README.read_text()
+    return text.split("## Reproduce the release", 1)[1].split("\n## ", 1)[0]
+
+
+def _commands(section: str) -> list[str]:
+    """The shell commands of the section's code blocks, continuation lines joined, comments dropped."""
+    import re
+
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    return [line.split("  #", 1)[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+def test_every_seavl_command_of_the_release_walk_through_parses():
+    """Each `seavl` line of README's "Reproduce the release" is a command with options this CLI takes (parsed by
+    click, not run), and every file of the project that the section names exists."""
+    import shlex
+
+    import typer
+
+    section = _release_section()
+    commands = _commands(section)
+    seavl = [shlex.split(c)[1:] for c in commands if c.startswith(".venv/bin/seavl ")]
+    assert {a[0] for a in seavl} == {"check", "submit"} and len(seavl) >= 5, commands
+    group = typer.main.get_command(app)
+    for args in seavl:
+        sub = group.get_command(None, args[0])
+        sub.make_context(args[0], args[1:])   # raises on an unknown option or a missing value
+    assert ".venv/bin/python -m tests.support.standin &" in commands
+    import re
+
+    for path in set(re.findall(r"`?((?:pipelines|tests|components)/[\w./-]+\.(?:py|yaml))", section)):
+        assert (RELEASE.parents[2] / path).exists() or path.endswith("measured-mfu.json"), path
+
+
+def test_the_figures_the_walk_through_quotes_are_what_the_stand_ins_give(release_bucket, local_mlflow):
+    """README quotes the stand-in run's predicted CPT and SFT GPU-hours, CPT's wall-clock and the memory one node
+    would need: the same as `seavl check` prints (a change to the planner or the cost model shows here)."""
+    import re
+
+    section = " ".join(_release_section().split())
+    quoted = re.search(r"about ([\d,]+) GPU-hours for CPT \(([\d.]+ h) on 32 H100s\) and ([\d.]+) for SFT", section)
+    assert quoted, section
+    rows = _cost_rows(seavl_check().output)
+    assert (rows["cpt"][6], rows["cpt"][7], rows["sft"][6]) == quoted.groups()
+    node = re.search(r"the ([\d.]+) GB per GPU that one node would need", section)
+    one_node = seavl_check("train_nodes=1")
+    assert one_node.exit_code == 2 and f"does not fit: {node.group(1)} GB per GPU" in one_node.output
