@@ -14,10 +14,11 @@
     plan            cpt_training and sft_training fit train_gpus x train_nodes GPUs of `gpu_memory_gb` (the
                     planner, components/train/plan.py, on the base model's own config.json)
     tracking        the MLflow tracking server answers (tracking.check_reachable)
-    artifact store  the stores of checkpoint_root and eval_response_cache answer and their buckets exist
+    artifact store  the stores of checkpoint_root, eval_response_cache and the pipeline root answer, their
+                    buckets exist, and a probe object can be written under each (then removed)
 
 Each check is independent: one that fails does not hide the others (a check whose input failed an earlier one
-says so). Nothing here starts a run or writes anywhere.
+says so). Nothing here starts a run; the only writes are the stores' probes, removed at once.
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def check_model(uri: str) -> str:
     config.json, index and safetensors headers; ValueError naming what is missing."""
     from components.common.models import check_weights
 
+    if uri.startswith(storage.REGISTRY_SCHEME):
+        return check_registered(uri)
     files = check_weights(uri)
     fs, path = storage.filesystem(uri)
     root = path.rstrip("/") + "/"
@@ -80,6 +83,23 @@ def check_model(uri: str) -> str:
                          "image-text models (model_type gemma3)")
     total = sum(files[n]["size"] for n in weights)
     return f"gemma3, {len(weights)} safetensors file(s), {_gb(total)}, processor and tokenizer"
+
+
+def check_registered(uri: str) -> str:
+    """A registered version (models:/NAME/VERSION or models:/NAME@ALIAS) exists in the tracking server's registry
+    and is READY; its weights are checked against their checksums when a step downloads them."""
+    from components.common import tracking
+
+    tracking.check_reachable()
+    try:
+        version = storage.registered_version(uri)
+    except Exception as err:  # noqa: BLE001 (MLflow's own words: no such model, version or alias)
+        raise ValueError(f"{uri} is not in the registry at {tracking.tracking_uri()}: "
+                         f"{getattr(err, 'message', err)}") from None
+    if version.status != "READY":
+        raise ValueError(f"{uri} is version {version.version} of {version.name}, whose status is {version.status}")
+    return (f"registered version {version.version} of {version.name} (READY; weights checked against their "
+            "checksums when a step downloads them)")
 
 
 def check_data(uri: str) -> str:
@@ -164,15 +184,26 @@ def plan_stage(config_path: str, settings: dict, gpus: int, nodes: int, gpu_memo
 
 
 def check_store(uri: str) -> str:
-    """The store behind `uri` answers at the first attempt and its bucket exists."""
+    """The store behind `uri` answers at the first attempt, its bucket exists, and these credentials may write
+    there: a small probe object is written under `uri` and removed."""
+    import uuid
+
     storage.check_reachable(uri)
+    where = "local folder"
     if str(uri).startswith("s3://"):
         bucket = uri[len("s3://"):].split("/", 1)[0]
         fs, _ = storage.filesystem(uri)
         if not fs.exists(bucket):
             raise ValueError(f"the bucket {bucket} does not exist")
-        return f"S3 answers ({storage.s3_endpoint() or 'AWS'}), bucket {bucket} exists"
-    return "local folder"
+        where = f"S3 answers ({storage.s3_endpoint() or 'AWS'}), bucket {bucket} exists"
+    probe = storage.join(uri, f".seavl-check-{uuid.uuid4().hex[:12]}")
+    try:
+        storage.write_bytes(probe, b"seavl check: may this run write here?")
+    except OSError as err:
+        raise ValueError(f"{where}, but nothing can be written under {uri}: {err}") from None
+    fs, path = storage.filesystem(probe)
+    fs.rm_file(path)
+    return f"{where}, writable"
 
 
 def check_tracking() -> str:

@@ -521,7 +521,8 @@ def report_costs(report, console) -> None:
 
 @app.command()
 def evaluate(model: str = typer.Option(..., "--model", help="save_pretrained folder (local, s3://) or models:/..."),
-             suite: Path = typer.Option(..., "--suite", help="the SEA-HELM suite (YAML: tasks, data, judge)"),
+             suite: str = typer.Option(..., "--suite", help="the SEA-HELM suite (YAML: tasks, data, judge; local "
+                                       "or s3://)"),
              out: Path = typer.Option(Path("seahelm-out"), "--out", help="responses/ and scores.json go here; a "
                                       "rerun into the same folder resumes"),
              gpus: int = typer.Option(1, "--gpus", help="GPUs the model is spread over"),

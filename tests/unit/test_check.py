@@ -168,3 +168,32 @@ def test_the_figures_the_walk_through_quotes_are_what_the_stand_ins_give(release
     node = re.search(r"the ([\d.]+) GB per GPU that one node would need", section)
     one_node = seavl_check("train_nodes=1")
     assert one_node.exit_code == 2 and f"does not fit: {node.group(1)} GB per GPU" in one_node.output
+
+
+def test_the_check_passes_against_a_real_tracking_server_and_names_what_it_cannot_find_there(release_bucket,
+                                                                                              tracking_server):
+    """The MLflow server answers (its row says so); a reference model given as a registered version that its
+    registry does not hold is named; a store these credentials cannot write under is named."""
+    from pipelines.check import check_run
+    from pipelines.cli import read_yaml
+
+    args = read_yaml(RELEASE)
+    report = check_run(args, predict=False)
+    rows = {(c.what, c.target.split("=")[0]): c for c in report.checks}
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert rows[("tracking", "MLFLOW_TRACKING_URI")].detail == f"{tracking_server.uri} answers"
+    assert rows[("artifact store", "checkpoint_root")].detail.endswith("bucket sealion-vl exists, writable")
+    broken = check_run({**args, "reference_models": {"gemma-3-27b-it": "models:/no-such-model/1"},
+                        "checkpoint_root": "/etc/hostname/checkpoints"}, predict=False)
+    failed = [c for c in broken.checks if not c.ok]
+    assert [c.what for c in failed] == ["model", "artifact store"], failed
+    assert "models:/no-such-model/1 is not in the registry at" in failed[0].detail
+    assert failed[1].detail.startswith("local folder, but nothing can be written under /etc/hostname/checkpoints")
+
+
+def test_seavl_evaluate_reads_its_suite_from_s3(release_bucket, local_mlflow, tmp_path):
+    """--suite takes an s3:// URI as every other input does (a missing one is named as it was given)."""
+    result = CliRunner().invoke(app, ["evaluate", "--model", "s3://sealion-vl/models/gemma-3-27b-it", "--suite",
+                                      "s3://sealion-vl/eval/seahelm/missing.yaml", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no evaluation suite at s3://sealion-vl/eval/seahelm/missing.yaml" in \
+        result.output, result.output
