@@ -18,7 +18,8 @@
                     buckets exist, and a probe object can be written under each (then removed)
 
 Each check is independent: one that fails does not hide the others (a check whose input failed an earlier one
-says so). Nothing here starts a run; the only writes are the stores' probes, removed at once.
+says so). Nothing here starts a run; the only writes are the stores' probes, removed at once (a local folder
+that a probe needed stays, as the run would make it).
 """
 from __future__ import annotations
 
@@ -214,20 +215,31 @@ def check_tracking() -> str:
     return f"{uri} answers" if uri.startswith(("http://", "https://")) else f"{uri}: a local store, nothing to reach"
 
 
+IMAGES_CHECKED = 64   # image paths of sampled records looked up, at most
+
+
 def check_images(uri: str, rows: list[dict]) -> str:
     """The images that sampled conversation records name resolve (relative to the JSONL file, as the trainer
-    resolves them); ValueError naming the first missing ones."""
+    resolves them), up to IMAGES_CHECKED of them; ValueError naming the first missing ones. A record that cannot
+    be read as a conversation is left to validation (which quarantines it)."""
     from components.common import records
     from components.train.data import chat_messages
 
-    paths = [p for r in rows for p in (chat_messages(r).get("images") or [])]
+    paths, unreadable = [], 0
+    for r in rows:
+        try:
+            paths += chat_messages(r).get("images") or []
+        except (ValueError, KeyError, TypeError):
+            unreadable += 1
+    paths = paths[:IMAGES_CHECKED]
     if not paths:
         return f"none of {len(rows)} sampled record(s) names an image"
     missing = [p for p in paths if not storage.exists(records.split_member(records.resolve(uri, p))[0])]
     if missing:
-        raise ValueError(f"{len(missing)} of {len(paths)} image(s) named by {len(rows)} sampled record(s) do not "
-                         f"exist (relative to {storage.parent(uri)}), e.g. {', '.join(missing[:3])}")
-    return f"the {len(paths)} image(s) named by {len(rows)} sampled record(s) exist"
+        raise ValueError(f"{len(missing)} of {len(paths)} image(s) named by sampled records do not exist (relative "
+                         f"to {storage.parent(uri)}), e.g. {', '.join(missing[:3])}")
+    return (f"the {len(paths)} image(s) named by {len(rows) - unreadable} sampled record(s) exist"
+            + (f" ({unreadable} record(s) unreadable: validation quarantines them)" if unreadable else ""))
 
 
 @dataclass
@@ -236,7 +248,8 @@ class Report:
     checks: list[Check]
     costs: list = field(default_factory=list)          # cost.StageCost
     unpredicted: list[str] = field(default_factory=list)   # stages whose cost could not be predicted, and why
-    throughput: object = None                          # cost.Throughput
+    throughput: object = None                          # cost.Throughput of training
+    eval_throughput: object = None                     # ... of evaluation
     tokenizer: str = ""                                # what counted the tokens
 
     @property
@@ -284,7 +297,7 @@ def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str
     for name in ("caption_manifest", "sft_conversations", "replay_data"):
         if run.get(name):
             out.append(_attempt("data", f"{name}={run[name]}", lambda u=run[name]: check_data(u)))
-            if out[-1].ok and name != "replay_data":
+            if out[-1].ok:
                 try:
                     samples[name] = cost.sample_input(run[name])
                 except Exception as err:  # noqa: BLE001 (said as the stage's missing prediction)
@@ -313,19 +326,25 @@ def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str
             out.append(_attempt("plan", stage, lambda s=stage: plan_stage(config_path, run[s] or {}, gpus, nodes,
                                                                           memory, memory_from)))
         if predict and not unplanned:
-            _predict(report, run, config_path, samples, loaded, models, models_ok)
+            try:
+                _predict(report, run, config_path, samples, loaded, models, models_ok)
+            except Exception as err:  # noqa: BLE001 (a prediction that fails never hides the checks)
+                report.unpredicted.append(f"the costs: {type(err).__name__}: {err}")
     out.append(_attempt("tracking", "MLFLOW_TRACKING_URI", check_tracking))
     stores = {"checkpoint_root": run.get("checkpoint_root"), "eval_response_cache": run.get("eval_response_cache"),
               "pipeline_root": pipeline_root}
     for name, uri in stores.items():
-        if uri:
+        if uri and uri.startswith("minio://"):   # KFP's own default store, reached by its launcher, not by fsspec
+            out.append(Check("artifact store", f"{name}={uri}", True, "KFP's own MinIO store: not checked here"))
+        elif uri:
             out.append(_attempt("artifact store", f"{name}={uri}", lambda u=uri: check_store(u)))
     return report
 
 
 def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded: dict, models: dict,
              models_ok: dict) -> None:
-    """The predicted cost of CPT, SFT and each model's evaluation (pipelines/cost.py), into `report`."""
+    """The predicted cost of CPT, SFT and each model's evaluation (pipelines/cost.py), into `report`; what cannot
+    be predicted goes into report.unpredicted with the reason."""
     from transformers import AutoConfig
 
     from components.common.languages import CAPTION_PROMPTS
@@ -334,9 +353,12 @@ def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded:
     from pipelines import cost
 
     tp = report.throughput = cost.throughput(run["train_node_selector"])
+    report.eval_throughput = cost.throughput(run.get("eval_node_selector") or {})
     config = AutoConfig.from_pretrained(config_path)
-    count_tokens, tokenizer = cost.token_counter(run["base_model"])
+    count_tokens, report.tokenizer = cost.token_counter(run["base_model"])
     world = run["train_gpus"] * run["train_nodes"]
+    replay = (cost.as_training_rows("conversations", samples["replay_data"].rows, ())
+              if "replay_data" in samples else None)
     for stage, name, kind in (("cpt", "caption_manifest", "captions"), ("sft", "sft_conversations", "conversations")):
         if name not in samples:
             report.unpredicted.append(f"{stage}: {name} was not sampled")
@@ -345,33 +367,45 @@ def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded:
             settings = TrainConfig(**(run[f"{stage}_training"] or {}))
             rows = cost.as_training_rows(kind, samples[name].rows, CAPTION_PROMPTS)
             report.costs.append(cost.training_cost(stage, settings, rows, count_tokens, config, world, tp,
-                                                   samples[name]))
+                                                   samples[name], replay))
         except Exception as err:  # noqa: BLE001 (said, never hides the checks)
             report.unpredicted.append(f"{stage}: {err}")
     if not loaded:
         report.unpredicted.append("evaluation: the suite's data could not be read")
         return
     try:
-        load = cost.evaluation_load(load_suite(run["eval_suite"]), loaded, count_tokens)
+        load = cost.evaluation_load(load_suite(run["eval_suite"]), loaded, count_tokens,
+                                    run.get("eval_max_new_tokens") or 0)
     except Exception as err:  # noqa: BLE001
         report.unpredicted.append(f"evaluation: {err}")
         return
-    roles = {"base": config, "cpt": config, "candidate": config, "champion": config}
+    evaluated = [(role, config) for role in ("base", "cpt", "candidate", "champion (if one is registered)")]
     for name, uri in models.items():
-        if name.startswith("reference_models.") and models_ok[name]:
-            role, folder = name.split(".", 1)[1], f"{storage.parent(config_path)}/{len(roles)}"
+        if not name.startswith("reference_models."):
+            continue
+        label = f"reference {name.split('.', 1)[1]}"
+        if not models_ok[name]:
+            report.unpredicted.append(f"evaluate {label}: its model did not pass its check")
+            continue
+        try:
+            if uri.startswith(storage.REGISTRY_SCHEME):
+                raise ValueError("a registered version's config.json is not read here (its shape is not known)")
+            folder = f"{storage.parent(config_path)}/{len(evaluated)}"
             storage.write_bytes(f"{folder}/config.json", storage.read_bytes(storage.join(uri, "config.json")))
-            roles[role] = AutoConfig.from_pretrained(folder)
-    for role, model_config in roles.items():
-        name = "champion (if one is registered)" if role == "champion" else role
-        report.costs.append(cost.evaluation_cost(name, load, model_config, run["eval_gpus"], tp))
-    report.tokenizer = tokenizer
-
+            evaluated.append((label, AutoConfig.from_pretrained(folder)))
+        except Exception as err:  # noqa: BLE001
+            report.unpredicted.append(f"evaluate {label}: {err}")
+    for label, model_config in evaluated:
+        try:
+            report.costs.append(cost.evaluation_cost(label, load, model_config, run["eval_gpus"],
+                                                     report.eval_throughput))
+        except Exception as err:  # noqa: BLE001
+            report.unpredicted.append(f"evaluate {label}: {type(err).__name__}: {err}")
 
 
 def markdown(report: Report) -> str:
     """The report as Markdown (what the preflight step shows in the run's UI and log)."""
-    from pipelines.cost import bases, count, duration, gpu_hours
+    from pipelines.cost import bases, count, duration, gpu_hours, on_what
 
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
@@ -383,7 +417,7 @@ def markdown(report: Report) -> str:
               for c in report.checks]
     tp = report.throughput
     if report.costs:
-        lines += ["", f"## Predicted cost on {tp.accelerator} at MFU {tp.mfu:.2f}", "",
+        lines += ["", f"## Predicted cost on {on_what(tp, report.eval_throughput)}", "",
                   "| stage | samples / items | text tokens | image tokens | FLOPs | GPUs | GPU-hours | wall-clock |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {c.stage} | {c.samples:,} | {count(c.text_tokens)} | {count(c.image_tokens)} | {c.flops:.2e} | "

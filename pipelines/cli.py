@@ -496,12 +496,11 @@ def report_costs(report, console) -> None:
     """The predicted cost of each stage as a table, with what it rests on."""
     from rich.table import Table
 
-    from pipelines.cost import bases, count, duration, gpu_hours
+    from pipelines.cost import bases, count, duration, gpu_hours, on_what
 
     tp = report.throughput
     if report.costs:
-        table = Table(title=f"predicted cost on {tp.accelerator} ({tp.peak / 1e12:,.0f} TFLOP/s bf16 per GPU) at "
-                            f"MFU {tp.mfu:.2f}")
+        table = Table(title=f"predicted cost on {on_what(tp, report.eval_throughput)}")
         for column in ("stage", "samples / items", "text tokens", "images", "image tokens", "FLOPs", "GPUs",
                        "GPU-hours", "wall-clock"):
             table.add_column(column, justify="left" if column == "stage" else "right")
@@ -509,7 +508,8 @@ def report_costs(report, console) -> None:
             table.add_row(c.stage, f"{c.samples:,}", count(c.text_tokens), count(c.images), count(c.image_tokens),
                           f"{c.flops:.2e}", str(c.gpus), gpu_hours(c.gpu_hours), duration(c.hours))
         total = sum(c.gpu_hours for c in report.costs)
-        table.add_row("total", "", "", "", "", f"{sum(c.flops for c in report.costs):.2e}", "", gpu_hours(total), "")
+        table.add_row("total (all of the above)", "", "", "", "", f"{sum(c.flops for c in report.costs):.2e}", "",
+                      gpu_hours(total), "")
         console.print(table)
         console.print(f"MFU {tp.mfu:.2f}: {tp.basis}", highlight=False)
         console.print(f"tokens counted with {report.tokenizer}", highlight=False)

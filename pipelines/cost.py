@@ -7,13 +7,15 @@ tokens (text and image), FLOPs, GPU-hours and wall-clock time on the requested G
   evenly over up to SAMPLE_UNITS of its shards, row groups or byte ranges, sized as the trainer sizes them
   (data.sample_sizes, the base model's own tokenizer). The input's row count is estimated from the same sample.
 - Evaluation. Every item of every run of the suite: its SEA-HELM prompt in tokens, its images (the tower and their
-  tokens) and the task's token limit generated (an upper bound), forward only (plan.forward_flops); for the base,
+  tokens) and the task's token limit generated (or the run's cap), forward only (plan.forward_flops); for the base,
   the CPT model, the candidate, the champion and each reference model. The scorers (MetricX, the CLIP judge)
   are not counted.
 - Time = FLOPs / (MFU x the GPU's dense bf16 peak). The MFU is the project's own, measured by
   tests/benchmarks/bench_trainer.py on a GPU and recorded in MEASURED (`--record`), when that file exists;
   otherwise REFERENCE_MFU, measured for the reference loop (a plain transformers loop on a Gemma-3-4B-shaped VLM,
-  one H100, bf16, everything trained). Decoding is memory-bound, so evaluation at a training MFU is a lower bound.
+  one H100, bf16, everything trained; FLOPs counted over padded batches), and perfect scaling over the run's GPUs.
+  Evaluation's time is indicative only: its FLOPs assume every reply runs to the token limit, while decoding is
+  memory-bound and runs below a training MFU.
 """
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ SAMPLE_UNITS = 16          # spread over at most this many shards / row groups /
 MEASURED = Path(__file__).resolve().parent / "configs" / "measured-mfu.json"
 REFERENCE_MFU = 0.30
 REFERENCE_BASIS = ("assumed: the reference loop's MFU as measured on one H100 (tests/benchmarks/gpu_anchor.py: a "
-                   "plain padded transformers loop, Gemma-3-4B-shaped VLM, bf16, batch 8, everything trained, "
-                   "2026-11-26); this project's trainer has not been measured on a GPU yet "
-                   "(tests/benchmarks/bench_trainer.py --record pipelines/configs/measured-mfu.json)")
+                   "plain padded transformers loop, Gemma-3-4B-shaped VLM, bf16, batch 8, everything trained, FLOPs "
+                   "counted over its padded batches, 2026-11-26), scaling perfectly over the run's GPUs; this "
+                   "project's trainer has not been measured on a GPU yet (tests/benchmarks/bench_trainer.py "
+                   "--record pipelines/configs/measured-mfu.json)")
 DEFAULT_ACCELERATOR = "H100"
 TAR_OVERHEAD = 3 * (512 + 256)   # three tar members per sample: a header each, half a block of padding on average
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
@@ -75,8 +78,8 @@ class Throughput:
 
 
 def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughput:
-    """The GPU the run asks for (its node selector's product label, else DEFAULT_ACCELERATOR) and the MFU to
-    expect: the project's measured one (`record`) when it exists, else REFERENCE_MFU."""
+    """The GPU a node selector asks for (its gpu.product label, else DEFAULT_ACCELERATOR) and the MFU to expect:
+    the project's measured one (`record`) when it exists and reads, else REFERENCE_MFU."""
     from components.train.plan import accelerator
 
     label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
@@ -85,13 +88,17 @@ def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughpu
     peak = (known or accelerator(DEFAULT_ACCELERATOR))[1]
     why = "train_node_selector names no GPU product" if not label else f"{label} is not a known GPU"
     assumed = "" if known else f" (assumed: {why})"
+    mfu, basis = REFERENCE_MFU, REFERENCE_BASIS
     if record.exists():
-        measured = json.loads(record.read_text())
-        mfu, basis = float(measured["mfu"]), (f"measured by {measured.get('by', 'tests/benchmarks/bench_trainer.py')}"
-                                             f" on {measured.get('device', '?')}, {measured.get('date', '?')}: "
-                                             f"{measured.get('settings', '')}")
-    else:
-        mfu, basis = REFERENCE_MFU, REFERENCE_BASIS
+        try:
+            measured = json.loads(record.read_text())
+            by = measured.get("by", "tests/benchmarks/bench_trainer.py")
+            mfu, basis = float(measured["mfu"]), (f"measured by {by} on {measured.get('device', '?')}, "
+                                                 f"{measured.get('date', '?')}: {measured.get('settings', '')}")
+            if not 0 < mfu <= 1:
+                raise ValueError(f"an MFU of {mfu}")
+        except (ValueError, KeyError, TypeError) as err:
+            mfu, basis = REFERENCE_MFU, f"{REFERENCE_BASIS}; {record} could not be used ({err})"
     return Throughput(f"{name}{assumed}", peak, mfu, basis)
 
 
@@ -102,9 +109,9 @@ def token_counter(model_uri: str) -> tuple[Callable[[list[str]], list[int]], str
 
     from transformers import AutoTokenizer
 
-    fs, path = storage.filesystem(model_uri)
-    root = path.rstrip("/") + "/"
     try:
+        fs, path = storage.filesystem(model_uri)
+        root = path.rstrip("/") + "/"
         with tempfile.TemporaryDirectory(prefix="seavl-tokenizer-") as tmp:
             found = 0
             for name in TOKENIZER_FILES:
@@ -183,33 +190,54 @@ def as_training_rows(kind: str, rows: list[dict], known_languages) -> list[dict]
             if "messages" in r or isinstance(r.get("conversations"), list)]
 
 
-def training_cost(stage: str, settings, rows: list[dict], count_tokens, config, world: int, tp: Throughput,
-                  sample: Sample) -> StageCost:
-    """A training stage's cost: its samples (max_steps x global batch) at the mean per-sample FLOPs of `rows`."""
+def _per_sample(rows: list[dict], count_tokens, config, c, lora: bool, tower_trains: bool):
+    """(text tokens, images, training FLOPs, length in tokens) of each row as a sample."""
     from components.train import plan
     from components.train.data import sample_sizes
+
+    texts, images = sample_sizes(rows, count_tokens)
+    per_image = config.mm_tokens_per_image
+    lengths = [t + n * per_image for t, n in zip(texts, images, strict=True)]
+    flops = [plan.text_flops(config, c, n, lora) + i * plan.image_flops(config, c, tower_trains)
+             for n, i in zip(lengths, images, strict=True)]
+    return texts, images, flops, lengths
+
+
+def training_cost(stage: str, settings, rows: list[dict], count_tokens, config, world: int, tp: Throughput,
+                  sample: Sample, replay: list[dict] | None = None) -> StageCost:
+    """A training stage's cost: its samples (max_steps x global batch) at the mean per-sample FLOPs of `rows`;
+    with replay (`replay`: its sampled rows, as the trainer's), replay_fraction more rows of it beside each
+    window's rows, at their own mean."""
+    from components.train import plan
 
     if not rows:
         raise ValueError(f"{stage}: none of the {len(sample.rows)} sampled records is a {stage} sample")
     c = plan.counts(config)
     lora = settings.lora_rank > 0
     tower_trains = not (settings.freeze_vision or lora)
-    texts, images = sample_sizes(rows, count_tokens)
-    per_image = config.mm_tokens_per_image
-    flops = [plan.text_flops(config, c, t + n * per_image, lora) + n * plan.image_flops(config, c, tower_trains)
-             for t, n in zip(texts, images, strict=True)]
+    texts, images, flops, lengths = _per_sample(rows, count_tokens, config, c, lora, tower_trains)
+    means = [statistics.mean(texts), statistics.mean(images), statistics.mean(flops)]
+    share = 1.0   # of the samples, the stage's own data
+    replayed = ""
+    if replay and settings.replay_fraction:
+        share = 1 / (1 + settings.replay_fraction)
+        r_texts, r_images, r_flops, _ = _per_sample(replay, count_tokens, config, c, lora, tower_trains)
+        means = [share * m + (1 - share) * statistics.mean(r)
+                 for m, r in zip(means, (r_texts, r_images, r_flops), strict=True)]
+        replayed = (f"; {1 - share:.0%} of the samples replay ({statistics.mean(r_texts):,.0f} text tokens each, "
+                    f"mean of {len(replay)} records)")
+    mean_text, mean_images, mean_flops = means
     samples = settings.max_steps * settings.batch_size * settings.grad_accum * world
-    mean_text, mean_images = statistics.mean(texts), statistics.mean(images)
-    total = samples * statistics.mean(flops)
+    total = samples * mean_flops
     gpu_hours = tp.gpu_hours(total)
-    lengths = [t + n * per_image for t, n in zip(texts, images, strict=True)]
     over = sum(n > settings.max_length for n in lengths) if settings.max_length else 0
     basis = (f"{settings.max_steps:,} steps x {samples // settings.max_steps:,} samples; per sample "
-             f"{mean_text:,.0f} text tokens + {mean_images:.2f} image(s) (mean of {len(rows)} records from "
-             f"{sample.read_from} of {sample.files} file(s)), longest {max(lengths):,} tokens"
-             + (f", {over} over max_length {settings.max_length:,}" if over else "")
-             + f"; input ~{sample.estimated_rows:,} records ({sample.how}): {samples / sample.estimated_rows:,.2f} "
-             "passes over it")
+             f"{statistics.mean(texts):,.0f} text tokens + {statistics.mean(images):.2f} image(s) (mean of {len(rows)} "
+             f"records from {sample.read_from} of {sample.files} file(s)), longest {max(lengths):,} tokens"
+             + (f", {over} over max_length {settings.max_length:,}" if over else "") + replayed
+             + f"; input ~{sample.estimated_rows:,} records ({sample.how}): "
+             f"{samples * share / sample.estimated_rows:,.2f} passes over it")
+    per_image = config.mm_tokens_per_image
     return StageCost(stage, samples, samples * mean_text, samples * mean_images, samples * mean_images * per_image,
                      total, world, gpu_hours, gpu_hours / world, basis)
 
@@ -222,8 +250,11 @@ class EvalLoad:
     runs: int
 
 
-def evaluation_load(suite, loaded: dict, count_tokens) -> EvalLoad:
-    """The items of every run of `suite` (`loaded`: {(task, lang): items}), SEA-HELM's prompt for each."""
+def evaluation_load(suite, loaded: dict, count_tokens, max_new_tokens: int = 0) -> EvalLoad:
+    """The items of every run of `suite` (`loaded`: {(task, lang): items}), SEA-HELM's prompt for each, replies
+    capped at `max_new_tokens` when > 0 (the run's eval_max_new_tokens)."""
+    if max_new_tokens:
+        suite = suite.model_copy(update={"max_new_tokens": max_new_tokens})
     from components.evaluate.seahelm import tasks as sh
 
     out = []
@@ -247,7 +278,8 @@ def evaluation_cost(role: str, load: EvalLoad, config, gpus: int, tp: Throughput
     images = sum(n for _, n, _ in load.items)
     gpu_hours = tp.gpu_hours(flops)
     basis = (f"{len(load.items):,} items of {load.runs} task/language runs, each prompt plus its task's token "
-             "limit generated (an upper bound), forward only; scorers not counted")
+             "limit generated, forward only; scorers not counted; indicative (decoding is memory-bound, below a "
+             "training MFU; replies are mostly shorter than the limit)")
     return StageCost(f"evaluate {role}", len(load.items), prompt, images, images * per_image, flops, gpus, gpu_hours,
                      gpu_hours / gpus, basis)
 
@@ -279,3 +311,13 @@ def bases(costs: list[StageCost]) -> list[tuple[list[str], str]]:
     for c in costs:
         grouped.setdefault(c.basis, []).append(c.stage)
     return [(stages, basis) for basis, stages in grouped.items()]
+
+
+def on_what(train: Throughput, evaluation: Throughput | None) -> str:
+    """Where the costs are predicted for, in words: the GPU(s) and the MFU."""
+    def gpu(tp: Throughput) -> str:
+        return f"{tp.accelerator} ({tp.peak / 1e12:,.0f} TFLOP/s bf16 per GPU)"
+
+    if evaluation is None or (evaluation.accelerator, evaluation.peak) == (train.accelerator, train.peak):
+        return f"{gpu(train)} at MFU {train.mfu:.2f}"
+    return f"training on {gpu(train)}, evaluation on {gpu(evaluation)}, at MFU {train.mfu:.2f}"

@@ -190,7 +190,9 @@ def _sealion_vl(
                                    validation_groups=validation_groups, cpt_training=cpt_training,
                                    sft_training=sft_training, checkpoint_root=checkpoint_root, train_gpus=train_gpus,
                                    train_nodes=train_nodes, train_node_selector=train_node_selector,
-                                   eval_response_cache=eval_response_cache, eval_gpus=eval_gpus, gate=gate),
+                                   eval_response_cache=eval_response_cache, eval_gpus=eval_gpus,
+                                   eval_node_selector=eval_node_selector, eval_max_new_tokens=eval_max_new_tokens,
+                                   gate=gate),
                          cache=False, kind="preflight", memory="8Gi")
         snap = _setup(snapshot(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
                                eval_suite=eval_suite, base_model=base_model, replay_data=replay_data,

@@ -24,6 +24,8 @@ def preflight(
     train_node_selector: dict,
     eval_response_cache: str,
     eval_gpus: int,
+    eval_node_selector: dict,
+    eval_max_new_tokens: int,
     gate: dict,
     report: dsl.Output[dsl.Markdown],
 ):
@@ -52,6 +54,8 @@ def preflight(
         train_node_selector: the training nodes' labels (their GPU product sets the memory planned for).
         eval_response_cache: where evaluation replies are kept.
         eval_gpus: GPUs per evaluation step.
+        eval_node_selector: the evaluation nodes' labels (their GPU product prices the evaluations).
+        eval_max_new_tokens: the cap on replies (0: SEA-HELM's limits), as the evaluations will run.
         gate: the promotion gate's thresholds.
         report: the checks and the predicted costs, as Markdown.
     """
@@ -63,7 +67,8 @@ def preflight(
                 validation_groups=validation_groups, cpt_training=cpt_training, sft_training=sft_training,
                 checkpoint_root=checkpoint_root, train_gpus=train_gpus, train_nodes=train_nodes,
                 train_node_selector=train_node_selector, eval_response_cache=eval_response_cache,
-                eval_gpus=eval_gpus, gate=gate)
+                eval_gpus=eval_gpus, eval_node_selector=eval_node_selector,
+                eval_max_new_tokens=eval_max_new_tokens, gate=gate)
     result = check_run(args, in_pipeline=True)
     text = markdown(result)
     print(text, flush=True)

@@ -277,7 +277,8 @@ def advise(req: Request) -> list[str]:
 
 # Dense bf16 peak (TFLOP/s) and memory (GB) per GPU, by a name in its device name ("NVIDIA H100 80GB HBM3") or its
 # GPU feature discovery label ("NVIDIA-H100-80GB-HBM3"); the first key found in the name wins (vendors' data sheets).
-ACCELERATORS = (("H200", 989, 141), ("H100 PCIe", 756, 80), ("H100 NVL", 835, 94), ("H100", 989, 80),
+ACCELERATORS = (("GH200", 989, 96), ("H200", 989, 141), ("H100 PCIe", 756, 80), ("H100 NVL", 835, 94),
+                ("H100", 989, 80),
                 ("A100 SXM4 40GB", 312, 40), ("A100 PCIE 40GB", 312, 40), ("A100", 312, 80), ("L40S", 362, 48),
                 ("A10", 125, 24))
 

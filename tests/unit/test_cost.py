@@ -3,6 +3,7 @@ estimates from a sample of an input, and how a stage's cost follows its settings
 from __future__ import annotations
 
 import json
+import statistics
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -83,3 +84,58 @@ def test_a_stage_costs_in_proportion_to_its_steps_and_more_when_the_tower_trains
     c = counts(named_config("gemma-3-27b"))
     assert base.flops > 6 * c.language_model * 256 * base.samples   # each sample: at least an image's 256 tokens
     assert base.image_tokens == base.samples * 256 and base.images == base.samples
+
+
+def test_a_caption_sample_costs_about_six_flops_per_parameter_and_token():
+    """The 27B model's CPT sample of ~300 tokens with its vision tower frozen: 6 FLOPs per language-model parameter
+    and token, plus a few percent for attention and the frozen tower's forward pass (a factor-of-two error in any
+    part shows here)."""
+    config = named_config("gemma-3-27b")
+    lm = counts(config).language_model
+    cost_ = _stage()
+    words = statistics.mean(len(("Pasar terapung " * n).split()) for n in (1, 5, 20))
+    per_sample = cost_.flops / cost_.samples
+    dense = 6 * lm * (words + 256 + len(["Tuliskan"]))   # a lower bound: the instruction has more words
+    assert 1.0 < per_sample / dense < 1.15, per_sample / dense
+
+
+def test_replay_samples_are_priced_at_their_own_length_and_share():
+    """replay_fraction f puts f replay rows beside each row of the stage's own: 1/(1+f) of the samples are the
+    stage's, the rest replay (text only here), and the passes over the input count only the stage's own."""
+    config = named_config("gemma-3-27b")
+    sample = cost.Sample([], 1, 1, 1000, "given")
+    rows = [{"_kind": "captions", "caption": "Pasar terapung", "lang": "id"}]
+    replay = [{"_kind": "conversations", "messages": [{"role": "user", "content": "kata " * 600},
+                                                      {"role": "assistant", "content": "ya"}]}]
+    tp = cost.Throughput("H100", 989e12, 0.3, "assumed")
+
+    def stage(f, with_replay):
+        cfg = TrainConfig(max_steps=100, batch_size=8, freeze_vision=True, replay_fraction=f)
+        return cost.training_cost("cpt", cfg, rows, lambda texts: [len(t.split()) for t in texts], config, 32, tp,
+                                  sample, replay if with_replay else None)
+
+    alone, mixed = stage(0.0, False), stage(0.25, True)
+    assert mixed.images == pytest.approx(alone.images * 0.8)   # replay rows carry no image
+    assert mixed.flops > alone.flops and "20% of the samples replay" in mixed.basis
+    assert "25.60 passes" in alone.basis and "20.48 passes" in mixed.basis
+
+
+def test_evaluation_is_priced_on_its_own_gpus_and_the_runs_reply_cap():
+    from components.evaluate.seahelm.suite import Suite
+    from components.evaluate.seahelm.tasks import Item
+
+    suite = Suite(tasks={})
+    loaded = {("cvqa", "id"): [Item(str(i), "A", {"question": "Apa ini?", "option_a": "a", "option_b": "b",
+                                                  "option_c": "c", "option_d": "d"}) for i in range(10)]}
+    words = lambda texts: [len(t.split()) for t in texts]  # noqa: E731
+    full, capped = cost.evaluation_load(suite, loaded, words), cost.evaluation_load(suite, loaded, words, 1)
+    assert [g for _, _, g in capped.items] == [1] * 10 and all(g > 1 for _, _, g in full.items)
+    assert all(n == 1 for _, n, _ in full.items)   # CVQA shows one image
+    config = named_config("gemma-3-27b")
+    h100 = cost.throughput({"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"})
+    l40s = cost.throughput({"nvidia.com/gpu.product": "NVIDIA-L40S"})
+    on_h100 = cost.evaluation_cost("base", full, config, 2, h100)
+    on_l40s = cost.evaluation_cost("base", full, config, 2, l40s)
+    assert on_l40s.gpu_hours == pytest.approx(on_h100.gpu_hours * 989 / 362)
+    assert cost.evaluation_cost("base", capped, config, 2, h100).flops < on_h100.flops
+    assert "evaluation on NVIDIA-L40S" in cost.on_what(h100, l40s)
