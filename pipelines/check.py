@@ -27,6 +27,7 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from components.common import storage
 
@@ -99,8 +100,33 @@ def check_registered(uri: str) -> str:
                          f"{getattr(err, 'message', err)}") from None
     if version.status != "READY":
         raise ValueError(f"{uri} is version {version.version} of {version.name}, whose status is {version.status}")
-    return (f"registered version {version.version} of {version.name} (READY; weights checked against their "
-            "checksums when a step downloads them)")
+    model_type = json.loads(model_file(uri, "config.json")).get("model_type")
+    if model_type != "gemma3":
+        raise ValueError(f"{uri} is a {model_type!r} model; the pipeline trains Gemma 3 image-text models")
+    return (f"registered version {version.version} of {version.name}, gemma3, READY (weights checked against "
+            "their checksums when a step downloads them)")
+
+
+def model_file(uri: str, name: str) -> bytes:
+    """One file of a model folder (local or S3) or of a registered version (models:/..., its save_pretrained
+    folder: `weights/` of an MLflow model, or the version's own folder); FileNotFoundError when it has none."""
+    if not uri.startswith(storage.REGISTRY_SCHEME):
+        return storage.read_bytes(storage.join(uri, name))
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    from components.common.vlm_pyfunc import WEIGHTS
+
+    repo = ModelsArtifactRepository(uri)
+    try:
+        top = {f.path.rsplit("/", 1)[-1] for f in repo.list_artifacts(None)}
+        path = f"{WEIGHTS}/{name}" if "MLmodel" in top else name
+        with tempfile.TemporaryDirectory(prefix="seavl-check-") as tmp:
+            return Path(repo.download_artifacts(path, dst_path=tmp)).read_bytes()
+    except (MlflowException, OSError) as err:
+        raise FileNotFoundError(f"{uri} has no {name}: {getattr(err, 'message', err)}") from None
 
 
 def check_data(uri: str) -> str:
@@ -315,7 +341,7 @@ def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str
     with tempfile.TemporaryDirectory(prefix="seavl-check-") as tmp:
         config_path = f"{tmp}/config.json"   # the planner builds the model on the meta device from its config
         try:
-            storage.write_bytes(config_path, storage.read_bytes(storage.join(run["base_model"], "config.json")))
+            storage.write_bytes(config_path, model_file(run["base_model"], "config.json"))
             unplanned = ""
         except Exception as err:  # noqa: BLE001 (said in each stage's row)
             unplanned = f"not planned: the base model's config.json cannot be read ({err})"
@@ -355,7 +381,7 @@ def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded:
     tp = report.throughput = cost.throughput(run["train_node_selector"])
     report.eval_throughput = cost.throughput(run.get("eval_node_selector") or {})
     config = AutoConfig.from_pretrained(config_path)
-    count_tokens, report.tokenizer = cost.token_counter(run["base_model"])
+    count_tokens, report.tokenizer = cost.token_counter(lambda name: model_file(run["base_model"], name))
     world = run["train_gpus"] * run["train_nodes"]
     replay = (cost.as_training_rows("conversations", samples["replay_data"].rows, ())
               if "replay_data" in samples else None)
@@ -388,10 +414,8 @@ def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded:
             report.unpredicted.append(f"evaluate {label}: its model did not pass its check")
             continue
         try:
-            if uri.startswith(storage.REGISTRY_SCHEME):
-                raise ValueError("a registered version's config.json is not read here (its shape is not known)")
             folder = f"{storage.parent(config_path)}/{len(evaluated)}"
-            storage.write_bytes(f"{folder}/config.json", storage.read_bytes(storage.join(uri, "config.json")))
+            storage.write_bytes(f"{folder}/config.json", model_file(uri, "config.json"))
             evaluated.append((label, AutoConfig.from_pretrained(folder)))
         except Exception as err:  # noqa: BLE001
             report.unpredicted.append(f"evaluate {label}: {err}")

@@ -102,22 +102,22 @@ def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughpu
     return Throughput(f"{name}{assumed}", peak, mfu, basis)
 
 
-def token_counter(model_uri: str) -> tuple[Callable[[list[str]], list[int]], str]:
-    """A function counting tokens with the model's own tokenizer (its tokenizer files only are read), and what it
-    is; UTF-8 bytes / 4 when the tokenizer cannot be loaded (said)."""
+def token_counter(read: Callable[[str], bytes]) -> tuple[Callable[[list[str]], list[int]], str]:
+    """A function counting tokens with a model's own tokenizer (`read(name)`: one file of the model's folder; its
+    tokenizer files only are read), and what it is; UTF-8 bytes / 4 when the tokenizer cannot be loaded (said)."""
     import tempfile
 
     from transformers import AutoTokenizer
 
     try:
-        fs, path = storage.filesystem(model_uri)
-        root = path.rstrip("/") + "/"
         with tempfile.TemporaryDirectory(prefix="seavl-tokenizer-") as tmp:
             found = 0
             for name in TOKENIZER_FILES:
-                if fs.exists(root + name):
-                    fs.get_file(root + name, f"{tmp}/{name}")
+                try:
+                    Path(tmp, name).write_bytes(read(name))
                     found += 1
+                except FileNotFoundError:
+                    continue
             if not found:
                 raise FileNotFoundError("no tokenizer files")
             tokenizer = AutoTokenizer.from_pretrained(tmp)

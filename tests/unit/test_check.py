@@ -199,3 +199,45 @@ def test_seavl_evaluate_reads_its_suite_from_s3(release_bucket, local_mlflow, tm
                                       "s3://sealion-vl/eval/seahelm/missing.yaml", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "no evaluation suite at s3://sealion-vl/eval/seahelm/missing.yaml" in \
         result.output, result.output
+
+
+def test_registered_versions_are_checked_planned_and_priced_like_folders(release_bucket, local_mlflow, demo,
+                                                                         tmp_path):
+    """A base or reference model given as models:/NAME/VERSION (or @ALIAS): looked up in the registry, its
+    config.json read from the version itself, so the plan and the costs are those of its shape."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.check import check_run
+    from pipelines.cli import read_yaml
+
+    folder = tmp_path / "version"
+    standin.model(demo.root / "base-model", folder)
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri()))
+    client.log_artifacts(run.info.run_id, str(folder), "model")
+    client.create_registered_model("previous")
+    client.create_model_version("previous", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias("previous", "champion", "1")
+    # ...and a version as the pipeline registers it: an MLflow model whose save_pretrained folder is `weights/`
+    from components.common import tracking, vlm_pyfunc
+    from components.register.core import flavor_files
+
+    tags = {"weights_fingerprint": "w" * 64, "git_commit": "abc"}
+    files = flavor_files(tmp_path / "flavor", vlm_pyfunc.checksums(folder), "# card\n", tags)
+    tracking.log_model_version("registered", run.info.run_id, folder, files, tags, {}, "why",
+                               identity="weights_fingerprint")
+    shutil.rmtree(folder)
+    args = {**read_yaml(RELEASE), "base_model": "models:/previous@champion",
+            "reference_models": {"previous": "models:/previous/1", "registered": "models:/registered/1"}}
+    report = check_run(args)
+    assert report.ok, [c for c in report.checks if not c.ok]
+    rows = {c.target: c for c in report.checks}
+    assert rows["base_model=models:/previous@champion"].detail.startswith("registered version 1 of previous, gemma3")
+    assert rows["reference_models.registered=models:/registered/1"].detail.startswith(
+        "registered version 1 of registered, gemma3")
+    assert rows["cpt_training"].detail.startswith("fits: 41.9 GB per GPU")   # the 27B shape, from the version
+    assert {"evaluate reference previous", "evaluate reference registered", "cpt", "sft"} <= \
+        {c.stage for c in report.costs}, report.unpredicted
+    assert report.tokenizer == "the base model's tokenizer"
