@@ -132,17 +132,14 @@ def model_file(uri: str, name: str) -> bytes:
 def check_data(uri: str) -> str:
     """The shards or manifests a validate step would read at `uri` (listing only), and a JSONL's first record."""
     from components.validate_data.sources import InputError, list_inputs
+    from pipelines.cost import input_bytes
 
     try:
         kind, files = list_inputs(uri)
     except InputError as err:
         raise ValueError(str(err)) from None
-    fs, path = storage.filesystem(uri)
-    if len(files) == 1:
-        size = fs.info(storage.filesystem(files[0])[1])["size"]
-    else:   # one listing for every shard's size, not a request per shard
-        listed = {name.rstrip("/"): info["size"] for name, info in fs.find(path, detail=True).items()}
-        size = sum(listed.get(storage.filesystem(f)[1], 0) for f in files)
+    fs, _ = storage.filesystem(uri)
+    size = input_bytes(uri, files)
     if kind == "jsonl":
         with fs.open(storage.filesystem(files[0])[1], "rb") as f:
             first = f.readline()

@@ -131,6 +131,15 @@ def token_counter(read: Callable[[str], bytes]) -> tuple[Callable[[list[str]], l
     return count, "the base model's tokenizer"
 
 
+def input_bytes(uri: str, files: list[str]) -> int:
+    """The bytes of an input's `files` (sources.list_inputs): one listing of its folder, not a request per file."""
+    fs, path = storage.filesystem(uri)
+    if len(files) == 1:
+        return fs.info(storage.filesystem(files[0])[1])["size"]
+    listed = {name.rstrip("/"): info["size"] for name, info in fs.find(path, detail=True).items()}
+    return sum(listed.get(storage.filesystem(f)[1], 0) for f in files)
+
+
 def _spread(n: int, k: int) -> list[int]:
     """k indices spread evenly over range(n), first and last included."""
     if n <= k:
@@ -141,7 +150,7 @@ def _spread(n: int, k: int) -> list[int]:
 def sample_input(uri: str, records: int = SAMPLE_RECORDS, units: int = SAMPLE_UNITS) -> Sample:
     """Up to `records` readable records of the training input at `uri`, spread evenly over up to `units` of its
     units of work (sources.plan_units), and an estimate of its record count from them."""
-    from components.validate_data.sources import _row_groups, list_inputs, plan_units, read_unit
+    from components.validate_data.sources import _row_groups, list_inputs, plan_units, read_unit, shard_samples
 
     kind, files = list_inputs(uri)
     plan = plan_units(uri)
@@ -163,8 +172,7 @@ def sample_input(uri: str, records: int = SAMPLE_RECORDS, units: int = SAMPLE_UN
             sizes.append((last - first) / (got - 1))
     if not rows:
         raise ValueError(f"no readable record in the {len(chosen)} part(s) of {uri} read")
-    fs, _ = storage.filesystem(uri)
-    total_bytes = sum(fs.size(storage.filesystem(f)[1]) for f in files) if kind != "parquet" else 0
+    total_bytes = input_bytes(uri, files) if kind != "parquet" else 0
     if kind == "parquet":
         counted = [sum(_row_groups(f)) for f in sorted(read_files)]
         estimate = round(statistics.mean(counted) * len(files))
@@ -173,6 +181,10 @@ def sample_input(uri: str, records: int = SAMPLE_RECORDS, units: int = SAMPLE_UN
     elif kind == "jsonl":
         per_record = statistics.mean(sizes) if sizes else total_bytes / len(rows)
         estimate, how = round(total_bytes / per_record), f"{total_bytes:,} bytes / {per_record:,.0f} bytes per record"
+    elif (stats := [shard_samples(f) for f in sorted(read_files)]) and None not in stats:   # img2dataset's counts
+        estimate = round(statistics.mean(stats) * len(files))
+        how = ("exact, from img2dataset's _stats.json files" if len(stats) == len(files) else
+               f"img2dataset's _stats.json of {len(stats)} of {len(files)} shards x {len(files)}")
     else:
         per_sample = statistics.mean(r["_image_bytes"] + len(json.dumps(r).encode()) + TAR_OVERHEAD for r in rows)
         estimate, how = round(total_bytes / per_sample), f"{total_bytes:,} bytes / ~{per_sample:,.0f} bytes per sample"

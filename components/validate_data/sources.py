@@ -238,13 +238,19 @@ def _read_shard(unit: Unit) -> Iterator[Record]:
         yield _sample(position, key, members)
 
 
-def _expected(shard_uri: str) -> str:
-    """img2dataset's count of the shard's samples, when its `_stats.json` is beside it."""
+def shard_samples(shard_uri: str) -> int | None:
+    """img2dataset's count of the shard's samples (`successes` in the `_stats.json` beside it), None without one."""
     stats = shard_uri.rsplit(".tar", 1)[0] + "_stats.json"
     try:
-        return f"; its stats file lists {json.loads(storage.read_text(stats))['successes']} sample(s)"
-    except (OSError, ValueError, KeyError):
-        return ""
+        return int(json.loads(storage.read_text(stats))["successes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _expected(shard_uri: str) -> str:
+    """img2dataset's count of the shard's samples, when its `_stats.json` is beside it."""
+    n = shard_samples(shard_uri)
+    return "" if n is None else f"; its stats file lists {n} sample(s)"
 
 
 def _unsafe_name(key: str) -> bool:

@@ -139,3 +139,28 @@ def test_evaluation_is_priced_on_its_own_gpus_and_the_runs_reply_cap():
     assert on_l40s.gpu_hours == pytest.approx(on_h100.gpu_hours * 989 / 362)
     assert cost.evaluation_cost("base", capped, config, 2, h100).flops < on_h100.flops
     assert "evaluation on NVIDIA-L40S" in cost.on_what(h100, l40s)
+
+
+def test_shards_are_counted_from_img2datasets_stats_and_else_estimated_from_their_bytes(tmp_path):
+    import io
+    import tarfile
+
+    from tests.support.corpus import jpeg
+
+    def shard(path, n):
+        with tarfile.open(path, "w") as tar:
+            for k in range(n):
+                for name, blob in ((f"{k:05d}.jpg", jpeg(k, grain=20)), (f"{k:05d}.txt", b"Pasar terapung"),
+                                   (f"{k:05d}.json", b'{"lang": "id"}')):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(blob)
+                    tar.addfile(info, io.BytesIO(blob))
+
+    for n in range(4):
+        shard(tmp_path / f"{n:05d}.tar", 40)
+    by_bytes = cost.sample_input(str(tmp_path), records=20, units=2)
+    assert by_bytes.read_from == 2 and by_bytes.estimated_rows == pytest.approx(160, rel=0.15), by_bytes.how
+    for n in range(4):
+        (tmp_path / f"{n:05d}_stats.json").write_text(json.dumps({"successes": 40, "count": 41}))
+    counted = cost.sample_input(str(tmp_path), records=20, units=2)
+    assert (counted.estimated_rows, counted.how) == (160, "img2dataset's _stats.json of 2 of 4 shards x 4")
