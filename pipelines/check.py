@@ -398,7 +398,7 @@ def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded:
         return
     try:
         load = cost.evaluation_load(load_suite(run["eval_suite"]), loaded, count_tokens,
-                                    run.get("eval_max_new_tokens") or 0)
+                                    run.get("eval_max_new_tokens") or 0, run.get("eval_backend") or "auto")
     except Exception as err:  # noqa: BLE001
         report.unpredicted.append(f"evaluation: {err}")
         return

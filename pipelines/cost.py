@@ -8,14 +8,14 @@ tokens (text and image), FLOPs, GPU-hours and wall-clock time on the requested G
   (data.sample_sizes, the base model's own tokenizer). The input's row count is estimated from the same sample.
 - Evaluation. Every item of every run of the suite: its SEA-HELM prompt in tokens, its images (the tower and their
   tokens) and the task's token limit generated (or the run's cap), forward only (plan.forward_flops); for the base,
-  the CPT model, the candidate, the champion and each reference model. The scorers (MetricX, the CLIP judge)
-  are not counted.
+  the CPT model, the candidate, the champion and each reference model. Time: the prompts at the MFU, the replies
+  at the speed of reading the weights once per decoding step of a batch (decoding is memory-bound), every reply to
+  its limit (an upper bound); on the eval backend's use of the GPUs. The scorers (MetricX, the CLIP judge) are not
+  counted.
 - Time = FLOPs / (MFU x the GPU's dense bf16 peak). The MFU is the project's own, measured by
   tests/benchmarks/bench_trainer.py on a GPU and recorded in MEASURED (`--record`), when that file exists;
   otherwise REFERENCE_MFU, measured for the reference loop (a plain transformers loop on a Gemma-3-4B-shaped VLM,
   one H100, bf16, everything trained; FLOPs counted over padded batches), and perfect scaling over the run's GPUs.
-  Evaluation's time is indicative only: its FLOPs assume every reply runs to the token limit, while decoding is
-  memory-bound and runs below a training MFU.
 """
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ class Throughput:
     peak: float                # FLOP/s, dense bf16, one GPU
     mfu: float
     basis: str
+    bandwidth: float = 3.35e12  # memory bandwidth, bytes/s, one GPU
 
     def gpu_hours(self, flops: float) -> float:
         return flops / (self.mfu * self.peak) / 3600
@@ -85,7 +86,7 @@ def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughpu
     label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
     known = accelerator(label) if label else None
     name = label if known else DEFAULT_ACCELERATOR
-    peak = (known or accelerator(DEFAULT_ACCELERATOR))[1]
+    _, peak, _, bandwidth = known or accelerator(DEFAULT_ACCELERATOR)
     why = "train_node_selector names no GPU product" if not label else f"{label} is not a known GPU"
     assumed = "" if known else f" (assumed: {why})"
     mfu, basis = REFERENCE_MFU, REFERENCE_BASIS
@@ -99,7 +100,7 @@ def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughpu
                 raise ValueError(f"an MFU of {mfu}")
         except (ValueError, KeyError, TypeError) as err:
             mfu, basis = REFERENCE_MFU, f"{REFERENCE_BASIS}; {record} could not be used ({err})"
-    return Throughput(f"{name}{assumed}", peak, mfu, basis)
+    return Throughput(f"{name}{assumed}", peak, mfu, basis, bandwidth)
 
 
 def token_counter(read: Callable[[str], bytes]) -> tuple[Callable[[list[str]], list[int]], str]:
@@ -257,43 +258,62 @@ def training_cost(stage: str, settings, rows: list[dict], count_tokens, config, 
 @dataclass(frozen=True)
 class EvalLoad:
     """What one evaluation of the suite asks of a model, before its shape is known: per item, prompt tokens,
-    images and tokens generated."""
+    images and tokens generated; and the decoding steps of its batches (each batch decodes to its task's limit)."""
     items: list[tuple[int, int, int]]
     runs: int
+    decode_steps: int
+    batch: int
+    backend: str
 
 
-def evaluation_load(suite, loaded: dict, count_tokens, max_new_tokens: int = 0) -> EvalLoad:
+def evaluation_load(suite, loaded: dict, count_tokens, max_new_tokens: int = 0, backend: str = "auto") -> EvalLoad:
     """The items of every run of `suite` (`loaded`: {(task, lang): items}), SEA-HELM's prompt for each, replies
-    capped at `max_new_tokens` when > 0 (the run's eval_max_new_tokens)."""
-    if max_new_tokens:
-        suite = suite.model_copy(update={"max_new_tokens": max_new_tokens})
+    capped at `max_new_tokens` when > 0 (the run's eval_max_new_tokens), batched as `backend` batches them
+    (transformers: the suite's batch_size; vLLM: 8 of them at a time; auto: transformers, the default GPU image's)."""
+    import math
+
     from components.evaluate.seahelm import tasks as sh
 
-    out = []
+    if max_new_tokens:
+        suite = suite.model_copy(update={"max_new_tokens": max_new_tokens})
+    backend = "vllm" if backend == "vllm" else "transformers"
+    batch = suite.batch_size * (8 if backend == "vllm" else 1)   # inference.VllmModel hands vLLM batch_size x 8
+    out, steps = [], 0
     for (task, lang), items in loaded.items():
         if suite.max_items:
             items = items[:suite.max_items]
         texts = [sh.conversation(task, lang, getattr(i, "fields", {}), [])[0]["content"][0]["text"] for i in items]
         generated, pictures = suite.limit(task, lang), sh.images_per_item(task)
         out += [(t, pictures, generated) for t in count_tokens(texts)]
-    return EvalLoad(out, len(loaded))
+        steps += math.ceil(len(items) / batch) * generated
+    return EvalLoad(out, len(loaded), steps, batch, backend)
 
 
 def evaluation_cost(role: str, load: EvalLoad, config, gpus: int, tp: Throughput) -> StageCost:
+    """One model's evaluation: its prompts (and images) processed at the MFU, its replies decoded at the speed of
+    reading the bf16 weights once per generated token of a batch (decoding is memory-bound), every reply to its
+    task's limit (an upper bound). transformers spreads the layers over the GPUs, one at work at a time; vLLM splits
+    every layer over them (tensor parallel)."""
     from components.train import plan
 
     c = plan.counts(config)
     per_image = config.mm_tokens_per_image
     image = plan.image_flops(config, c, trains=False)
+    prefill = sum(plan.forward_flops(config, c, p + n * per_image) + n * image for p, n, _ in load.items)
     flops = sum(plan.forward_flops(config, c, p + n * per_image + g) + n * image for p, n, g in load.items)
-    prompt = sum(p + g for p, _, g in load.items)
+    weights = 2 * c.total   # bf16
+    one_gpu = prefill / (tp.mfu * tp.peak) + load.decode_steps * weights / tp.bandwidth   # seconds
+    hours = one_gpu / 3600 / (gpus if load.backend == "vllm" else 1)
+    tokens = sum(p + g for p, _, g in load.items)
     images = sum(n for _, n, _ in load.items)
-    gpu_hours = tp.gpu_hours(flops)
-    basis = (f"{len(load.items):,} items of {load.runs} task/language runs, each prompt plus its task's token "
-             "limit generated, forward only; scorers not counted; indicative (decoding is memory-bound, below a "
-             "training MFU; replies are mostly shorter than the limit)")
-    return StageCost(f"evaluate {role}", len(load.items), prompt, images, images * per_image, flops, gpus, gpu_hours,
-                     gpu_hours / gpus, basis)
+    basis = (f"{len(load.items):,} items of {load.runs} task/language runs on {load.backend}; prompts at the MFU, "
+             f"replies decoded in batches of {load.batch}, each step reading the {weights / 1e9:,.0f} GB of bf16 "
+             f"weights at {tp.bandwidth / 1e12:g} TB/s per GPU, every reply to its task's limit (an upper bound: "
+             f"{load.decode_steps:,} steps); "
+             + ("the layers spread over the GPUs, one at work at a time" if load.backend == "transformers"
+                else "tensor parallel over the GPUs") + "; scorers not counted")
+    return StageCost(f"evaluate {role}", len(load.items), tokens, images, images * per_image, flops, gpus,
+                     hours * gpus, hours, basis)
 
 
 def duration(hours: float) -> str:

@@ -192,7 +192,7 @@ def _sealion_vl(
                                    train_nodes=train_nodes, train_node_selector=train_node_selector,
                                    eval_response_cache=eval_response_cache, eval_gpus=eval_gpus,
                                    eval_node_selector=eval_node_selector, eval_max_new_tokens=eval_max_new_tokens,
-                                   gate=gate),
+                                   eval_backend=eval_backend, gate=gate),
                          cache=False, kind="preflight", memory="8Gi")
         snap = _setup(snapshot(caption_manifest=caption_manifest, sft_conversations=sft_conversations,
                                eval_suite=eval_suite, base_model=base_model, replay_data=replay_data,

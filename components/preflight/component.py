@@ -26,6 +26,7 @@ def preflight(
     eval_gpus: int,
     eval_node_selector: dict,
     eval_max_new_tokens: int,
+    eval_backend: str,
     gate: dict,
     report: dsl.Output[dsl.Markdown],
 ):
@@ -56,6 +57,7 @@ def preflight(
         eval_gpus: GPUs per evaluation step.
         eval_node_selector: the evaluation nodes' labels (their GPU product prices the evaluations).
         eval_max_new_tokens: the cap on replies (0: SEA-HELM's limits), as the evaluations will run.
+        eval_backend: how the evaluations generate (auto, transformers or vllm): how they use their GPUs.
         gate: the promotion gate's thresholds.
         report: the checks and the predicted costs, as Markdown.
     """
@@ -68,7 +70,7 @@ def preflight(
                 checkpoint_root=checkpoint_root, train_gpus=train_gpus, train_nodes=train_nodes,
                 train_node_selector=train_node_selector, eval_response_cache=eval_response_cache,
                 eval_gpus=eval_gpus, eval_node_selector=eval_node_selector,
-                eval_max_new_tokens=eval_max_new_tokens, gate=gate)
+                eval_max_new_tokens=eval_max_new_tokens, eval_backend=eval_backend, gate=gate)
     result = check_run(args, in_pipeline=True)
     text = markdown(result)
     print(text, flush=True)

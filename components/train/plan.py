@@ -275,20 +275,22 @@ def advise(req: Request) -> list[str]:
     return out
 
 
-# Dense bf16 peak (TFLOP/s) and memory (GB) per GPU, by a name in its device name ("NVIDIA H100 80GB HBM3") or its
-# GPU feature discovery label ("NVIDIA-H100-80GB-HBM3"); the first key found in the name wins (vendors' data sheets).
-ACCELERATORS = (("GH200", 989, 96), ("H200", 989, 141), ("H100 PCIe", 756, 80), ("H100 NVL", 835, 94),
-                ("H100", 989, 80),
-                ("A100 SXM4 40GB", 312, 40), ("A100 PCIE 40GB", 312, 40), ("A100", 312, 80), ("L40S", 362, 48),
-                ("A10", 125, 24))
+# Dense bf16 peak (TFLOP/s), memory (GB) and memory bandwidth (TB/s) per GPU, by a name in its device name ("NVIDIA
+# H100 80GB HBM3") or its GPU feature discovery label ("NVIDIA-H100-80GB-HBM3"); the first key found in the name wins
+# (vendors' data sheets).
+ACCELERATORS = (("GH200", 989, 96, 4.0), ("H200", 989, 141, 4.8), ("H100 PCIe", 756, 80, 2.0),
+                ("H100 NVL", 835, 94, 3.9), ("H100", 989, 80, 3.35), ("A100 SXM4 40GB", 312, 40, 1.555),
+                ("A100 PCIE 40GB", 312, 40, 1.555), ("A100", 312, 80, 2.0), ("L40S", 362, 48, 0.864),
+                ("A10", 125, 24, 0.6))
 
 
-def accelerator(name: str) -> tuple[str, float, float] | None:
-    """(key, peak FLOP/s, memory GB) of the GPU called `name`, or None for a card not in ACCELERATORS."""
+def accelerator(name: str) -> tuple[str, float, float, float] | None:
+    """(key, peak FLOP/s, memory GB, memory bandwidth bytes/s) of the GPU called `name`, or None for a card not in
+    ACCELERATORS."""
     spaced = name.replace("-", " ").replace("_", " ").upper()
-    for key, tflops, memory in ACCELERATORS:
+    for key, tflops, memory, bandwidth in ACCELERATORS:
         if key.upper() in spaced:
-            return key, tflops * 1e12, float(memory)
+            return key, tflops * 1e12, float(memory), bandwidth * 1e12
     return None
 
 

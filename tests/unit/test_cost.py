@@ -120,24 +120,39 @@ def test_replay_samples_are_priced_at_their_own_length_and_share():
     assert "25.60 passes" in alone.basis and "20.48 passes" in mixed.basis
 
 
-def test_evaluation_is_priced_on_its_own_gpus_and_the_runs_reply_cap():
+def test_evaluation_is_priced_on_its_own_gpus_backend_and_reply_cap():
+    """Prompts at the MFU, replies at the speed of reading the weights once per decoding step of a batch: 100
+    CVQA items in batches of 16 decode 7 x the task's limit steps. transformers uses one of its GPUs at a time,
+    vLLM all of them; a slower card's bandwidth shows; a reply cap shortens the decoding."""
     from components.evaluate.seahelm.suite import Suite
     from components.evaluate.seahelm.tasks import Item
 
     suite = Suite(tasks={})
     loaded = {("cvqa", "id"): [Item(str(i), "A", {"question": "Apa ini?", "option_a": "a", "option_b": "b",
-                                                  "option_c": "c", "option_d": "d"}) for i in range(10)]}
+                                                  "option_c": "c", "option_d": "d"}) for i in range(100)]}
     words = lambda texts: [len(t.split()) for t in texts]  # noqa: E731
     full, capped = cost.evaluation_load(suite, loaded, words), cost.evaluation_load(suite, loaded, words, 1)
-    assert [g for _, _, g in capped.items] == [1] * 10 and all(g > 1 for _, _, g in full.items)
+    limit = full.items[0][2]
+    assert (full.decode_steps, full.batch, full.backend) == (7 * limit, 16, "transformers")
+    assert capped.decode_steps == 7 and all(g == 1 for _, _, g in capped.items)
     assert all(n == 1 for _, n, _ in full.items)   # CVQA shows one image
+    vllm = cost.evaluation_load(suite, loaded, words, 0, "vllm")
+    assert (vllm.decode_steps, vllm.batch) == (limit, 128)
     config = named_config("gemma-3-27b")
+    weights = 2 * counts(config).total
     h100 = cost.throughput({"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"})
-    l40s = cost.throughput({"nvidia.com/gpu.product": "NVIDIA-L40S"})
     on_h100 = cost.evaluation_cost("base", full, config, 2, h100)
-    on_l40s = cost.evaluation_cost("base", full, config, 2, l40s)
-    assert on_l40s.gpu_hours == pytest.approx(on_h100.gpu_hours * 989 / 362)
-    assert cost.evaluation_cost("base", capped, config, 2, h100).flops < on_h100.flops
+    capped_h100 = cost.evaluation_cost("base", capped, config, 2, h100)
+    # the same prompts: the difference is the decoding, 7 x (limit - 1) more steps, each a read of the weights
+    assert on_h100.hours - capped_h100.hours == pytest.approx(7 * (limit - 1) * weights / 3.35e12 / 3600)
+    assert on_h100.gpu_hours == pytest.approx(2 * on_h100.hours)   # two GPUs held, one at work at a time
+    tensor_parallel = cost.evaluation_cost("base", vllm, config, 2, h100)
+    assert tensor_parallel.gpu_hours == pytest.approx(2 * tensor_parallel.hours) and \
+        tensor_parallel.hours < on_h100.hours / 2
+    l40s = cost.throughput({"nvidia.com/gpu.product": "NVIDIA-L40S"})
+    slower = cost.evaluation_cost("base", full, config, 2, l40s).hours / on_h100.hours
+    assert 989 / 362 < slower < 3.35 / 0.864   # between the ratios of their compute and of their bandwidth
+    assert capped_h100.flops < on_h100.flops
     assert "evaluation on NVIDIA-L40S" in cost.on_what(h100, l40s)
 
 
