@@ -71,18 +71,13 @@ def check_model(uri: str) -> str:
     if uri.startswith(storage.REGISTRY_SCHEME):
         return check_registered(uri)
     files = check_weights(uri)
-    fs, path = storage.filesystem(uri)
-    root = path.rstrip("/") + "/"
     weights = sorted(n for n in files if n.endswith(".safetensors") and "/" not in n)
     if not any(n in files for n in PROCESSOR_FILES):
         raise ValueError(f"{uri} has no processor ({' or '.join(PROCESSOR_FILES)}): the steps load the model's "
                          "processor from its folder")
     if not any(n in files for n in TOKENIZER_FILES):
         raise ValueError(f"{uri} has no tokenizer ({' or '.join(TOKENIZER_FILES)})")
-    config = json.loads(fs.cat_file(root + "config.json"))
-    if config.get("model_type") != "gemma3":
-        raise ValueError(f"{uri} is a {config.get('model_type')!r} model; the pipeline trains Gemma 3 "
-                         "image-text models (model_type gemma3)")
+    _check_gemma3(uri)
     total = sum(files[n]["size"] for n in weights)
     return f"gemma3, {len(weights)} safetensors file(s), {_gb(total)}, processor and tokenizer"
 
@@ -100,11 +95,17 @@ def check_registered(uri: str) -> str:
                          f"{getattr(err, 'message', err)}") from None
     if version.status != "READY":
         raise ValueError(f"{uri} is version {version.version} of {version.name}, whose status is {version.status}")
-    model_type = json.loads(model_file(uri, "config.json")).get("model_type")
-    if model_type != "gemma3":
-        raise ValueError(f"{uri} is a {model_type!r} model; the pipeline trains Gemma 3 image-text models")
+    _check_gemma3(uri)
     return (f"registered version {version.version} of {version.name}, gemma3, READY (weights checked against "
             "their checksums when a step downloads them)")
+
+
+def _check_gemma3(uri: str) -> None:
+    """The model's config.json says gemma3 (an image-text Gemma 3); ValueError naming what it says otherwise."""
+    model_type = json.loads(model_file(uri, "config.json")).get("model_type")
+    if model_type != "gemma3":
+        raise ValueError(f"{uri} is a {model_type!r} model; the pipeline trains Gemma 3 image-text models "
+                         "(model_type gemma3)")
 
 
 def model_file(uri: str, name: str) -> bytes:
@@ -168,6 +169,7 @@ def check_suite(uri: str, loaded: dict | None = None) -> list[Check]:
         return f"{len(suite.tasks)} task(s), {len(runs)} task/language runs, every file it names exists"
 
     out.append(_attempt("eval suite", uri, load))
+
     def read(task: str, lang: str, data: str, root: str) -> str:
         items = load_items(task, lang, data, root, images=False)
         for item in items:   # SEA-HELM's prompt, as the evaluation fills it in
@@ -181,7 +183,7 @@ def check_suite(uri: str, loaded: dict | None = None) -> list[Check]:
         return f"{len(items)} item(s) with gold labels ({data})"
 
     for task, lang, data, root in runs:
-        out.append(_attempt("eval data", f"{task}/{lang}", lambda *a: read(*a), task, lang, data, root))
+        out.append(_attempt("eval data", f"{task}/{lang}", read, task, lang, data, root))
     return out
 
 
@@ -282,10 +284,9 @@ class Report:
 
 def gpu_memory_of(node_selector: dict | None) -> tuple[float, str]:
     """The memory of the GPU a node selector asks for (its gpu.product label), else 80 GB, and where it came from."""
-    from components.train.plan import accelerator
+    from components.train.plan import requested_accelerator
 
-    label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
-    known = accelerator(label) if label else None
+    label, known = requested_accelerator(node_selector)
     return (known[2], label) if known else (80.0, "assumed: train_node_selector names no known gpu.product")
 
 
@@ -313,9 +314,9 @@ def check_run(args: dict, gpu_memory_gb: float | None = None, pipeline_root: str
 
     models = {"base_model": run["base_model"], **{f"reference_models.{k}": v
                                                   for k, v in (run["reference_models"] or {}).items()}}
-    for name, uri in models.items():
-        out.append(_attempt("model", f"{name}={uri}", lambda u=uri: check_model(u)))
-    models_ok = {name: out[-len(models) + i].ok for i, name in enumerate(models)}
+    model_checks = {name: _attempt("model", f"{name}={uri}", check_model, uri) for name, uri in models.items()}
+    out += model_checks.values()
+    models_ok = {name: c.ok for name, c in model_checks.items()}
     samples: dict[str, cost.Sample] = {}
     for name in ("caption_manifest", "sft_conversations", "replay_data"):
         if run.get(name):

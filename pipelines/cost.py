@@ -81,10 +81,9 @@ class Throughput:
 def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughput:
     """The GPU a node selector asks for (its gpu.product label, else DEFAULT_ACCELERATOR) and the MFU to expect:
     the project's measured one (`record`) when it exists and reads, else REFERENCE_MFU."""
-    from components.train.plan import accelerator
+    from components.train.plan import accelerator, requested_accelerator
 
-    label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
-    known = accelerator(label) if label else None
+    label, known = requested_accelerator(node_selector)
     name = label if known else DEFAULT_ACCELERATOR
     _, peak, _, bandwidth = known or accelerator(DEFAULT_ACCELERATOR)
     why = "train_node_selector names no GPU product" if not label else f"{label} is not a known GPU"
@@ -151,10 +150,10 @@ def _spread(n: int, k: int) -> list[int]:
 def sample_input(uri: str, records: int = SAMPLE_RECORDS, units: int = SAMPLE_UNITS) -> Sample:
     """Up to `records` readable records of the training input at `uri`, spread evenly over up to `units` of its
     units of work (sources.plan_units), and an estimate of its record count from them."""
-    from components.validate_data.sources import _row_groups, list_inputs, plan_units, read_unit, shard_samples
+    from components.validate_data.sources import _row_groups, plan_units, read_unit, shard_samples
 
-    kind, files = list_inputs(uri)
     plan = plan_units(uri)
+    kind, files = plan[0].kind, list(dict.fromkeys(u.uri for u in plan))   # sources.list_inputs's, in its order
     chosen = [plan[i] for i in _spread(len(plan), units)]
     per_unit = max(1, records // len(chosen))
     rows, sizes, read_files = [], [], set()

@@ -205,18 +205,20 @@ def sample_flops(config, c: Counts, req: Request) -> float:
 def text_flops(config, c: Counts, seq_len: int, lora: bool = False) -> float:
     """Forward and backward FLOPs of the language model over one sequence of `seq_len` tokens (its embedding
     matrix counted once, as the output projection; lookups cost nothing)."""
-    text = config.text_config
     factor = 4 if lora else 6
-    attention = 4 * seq_len * seq_len / 2 * text.num_attention_heads * text.head_dim * text.num_hidden_layers
-    return factor * c.language_model * seq_len + 3 * attention   # attention has no weights: backward = 2 x forward
+    # attention has no weights: its backward is 2 x its forward
+    return factor * c.language_model * seq_len + 3 * _attention_flops(config.text_config, seq_len)
+
+
+def _attention_flops(text, seq_len: int) -> float:
+    """Forward FLOPs of the language model's attention over `seq_len` causal tokens (scores and values, every layer)."""
+    return 4 * seq_len * seq_len / 2 * text.num_attention_heads * text.head_dim * text.num_hidden_layers
 
 
 def forward_flops(config, c: Counts, seq_len: int) -> float:
     """FLOPs of one forward pass of the language model over `seq_len` tokens (generation: the prompt and every
     generated token, each attending to what precedes it)."""
-    text = config.text_config
-    attention = 4 * seq_len * seq_len / 2 * text.num_attention_heads * text.head_dim * text.num_hidden_layers
-    return 2 * c.language_model * seq_len + attention
+    return 2 * c.language_model * seq_len + _attention_flops(config.text_config, seq_len)
 
 
 def image_flops(config, c: Counts, trains: bool = True) -> float:
@@ -292,6 +294,12 @@ def accelerator(name: str) -> tuple[str, float, float, float] | None:
         if key.upper() in spaced:
             return key, tflops * 1e12, float(memory), bandwidth * 1e12
     return None
+
+
+def requested_accelerator(node_selector: dict | None) -> tuple[str, tuple[str, float, float, float] | None]:
+    """(the GPU product label a node selector asks for, '' when none; its accelerator() entry, None when unknown)."""
+    label = next((v for k, v in (node_selector or {}).items() if k.endswith("gpu.product")), "")
+    return label, accelerator(label) if label else None
 
 
 def peak_flops(device) -> float | None:
