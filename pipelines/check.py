@@ -377,7 +377,7 @@ def _predict(report: Report, run: dict, config_path: str, samples: dict, loaded:
     from pipelines import cost
 
     tp = report.throughput = cost.throughput(run["train_node_selector"])
-    report.eval_throughput = cost.throughput(run.get("eval_node_selector") or {})
+    report.eval_throughput = cost.throughput(run.get("eval_node_selector") or {}, selector="eval_node_selector")
     config = AutoConfig.from_pretrained(config_path)
     count_tokens, report.tokenizer = cost.token_counter(lambda name: model_file(run["base_model"], name))
     world = run["train_gpus"] * run["train_nodes"]

@@ -78,15 +78,17 @@ class Throughput:
         return flops / (self.mfu * self.peak) / 3600
 
 
-def throughput(node_selector: dict | None, record: Path = MEASURED) -> Throughput:
-    """The GPU a node selector asks for (its gpu.product label, else DEFAULT_ACCELERATOR) and the MFU to expect:
-    the project's measured one (`record`) when it exists and reads, else REFERENCE_MFU."""
+def throughput(node_selector: dict | None, record: Path = MEASURED, selector: str = "train_node_selector"
+               ) -> Throughput:
+    """The GPU a node selector (the run parameter `selector`) asks for (its gpu.product label, else
+    DEFAULT_ACCELERATOR) and the MFU to expect: the project's measured one (`record`) when it exists and reads,
+    else REFERENCE_MFU."""
     from components.train.plan import accelerator, requested_accelerator
 
     label, known = requested_accelerator(node_selector)
     name = label if known else DEFAULT_ACCELERATOR
     _, peak, _, bandwidth = known or accelerator(DEFAULT_ACCELERATOR)
-    why = "train_node_selector names no GPU product" if not label else f"{label} is not a known GPU"
+    why = f"{selector} names no GPU product" if not label else f"{label} is not a known GPU"
     assumed = "" if known else f" (assumed: {why})"
     mfu, basis = REFERENCE_MFU, REFERENCE_BASIS
     if record.exists():

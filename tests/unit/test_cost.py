@@ -25,7 +25,8 @@ def test_the_gpu_comes_from_the_node_selector_and_an_unknown_one_is_said_to_be_a
     assert gpu_memory_of({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"})[0] == 40.0
     unknown = cost.throughput({"nvidia.com/gpu.product": "Tesla-K80"}, missing)
     assert unknown.accelerator == "H100 (assumed: Tesla-K80 is not a known GPU)" and unknown.peak == 989e12
-    assert "names no GPU product" in cost.throughput({}, missing).accelerator
+    assert "train_node_selector names no GPU product" in cost.throughput({}, missing).accelerator
+    assert "eval_node_selector names no GPU product" in cost.throughput({}, missing, "eval_node_selector").accelerator
     assert gpu_memory_of({})[0] == 80.0 and "assumed" in gpu_memory_of({})[1]
 
 
