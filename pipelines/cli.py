@@ -194,6 +194,16 @@ def fill_demo(args: dict, demo_root: Path) -> dict:
     return {k: fill(v) for k, v in args.items()}
 
 
+def with_demo(args: dict, seed: int | None = None) -> dict:
+    """`args` with `{demo}` filled in by the demo's folder (built, or found in the cache) when any value names it
+    (the demo's configuration); otherwise `args` as they are, and no demo is built."""
+    if not any("{demo}" in json.dumps(v, default=str) for v in args.values()):
+        return args
+    from demo.build import DEFAULT_SEED, ensure_demo
+
+    return fill_demo(args, ensure_demo(DEFAULT_SEED if seed is None else seed).root)
+
+
 def use_registry(uri: str) -> None:
     """When `uri` is a registered version (models:/...), point MLflow at the project's tracking server, checked to
     answer, as `seavl pull` does: MLflow would otherwise look in a store of its own in the current folder."""
@@ -273,10 +283,7 @@ def run(config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="pipe
     except (tracking.TrackingUnavailable, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    if any("{demo}" in json.dumps(v, default=str) for v in args.values()):
-        from demo.build import ensure_demo
-
-        args = fill_demo(args, ensure_demo(seed).root)
+    args = with_demo(args, seed)
     args.setdefault("git_commit", git_commit())
     show_result(run_pipeline(args, cache=cache))
 
@@ -457,10 +464,7 @@ def check(config: Path = typer.Option(..., "--config", "-c", help="pipeline argu
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    if any("{demo}" in json.dumps(v, default=str) for v in settings.values()):   # the demo's configuration
-        from demo.build import ensure_demo
-
-        settings = fill_demo(settings, ensure_demo().root)
+    settings = with_demo(settings)
     if not report_checks(check_run(settings, gpu_memory_gb=gpu_memory, pipeline_root=pipeline_root),
                          f"seavl check {config}"):
         raise typer.Exit(2)
